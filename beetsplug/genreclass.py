@@ -1,0 +1,192 @@
+"""Classify each track's genre from its audio and write it into beets' ``genres`` field.
+
+Wiring only: decoding, features and the model live in `genre_model`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+from beets import ui
+from beets.dbcore import types
+from beets.library import Item
+from beets.plugins import BeetsPlugin
+
+from genre_model import Classifier, GenreModelError, ModelError, Outcome, classify_files, resolve_workers
+from genre_model.classifier import DEVICES, VOTES
+
+# Seconds between progress lines on long runs.
+_PROGRESS_EVERY_S = 5.0
+
+
+class GenreClassPlugin(BeetsPlugin):
+    item_types = {"genreclass_confidence": types.FLOAT, "genreclass_model": types.STRING}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config.add(
+            {
+                "auto": False,
+                "model": "",  # empty: the bundled default model
+                "device": "auto",
+                "count": 1,
+                "min_confidence": 0.3,
+                "force": False,
+                "max_windows": 8,
+                "vote": "mean",
+                "batch_size": 64,
+                "workers": "auto",
+            }
+        )
+        self._classifier: Classifier | None = None
+        if self.config["auto"].get(bool):
+            self.import_stages = [self.imported]
+
+    # -- settings -------------------------------------------------------------------------
+
+    def _classifier_for_run(self) -> Classifier:
+        """The classifier described by the config, loaded and checked (raises `UserError`)."""
+        if self._classifier is None:
+            model = self.config["model"].as_filename() if self.config["model"].get() else None
+            try:
+                self._classifier = Classifier(
+                    model,
+                    device=self.config["device"].as_choice(DEVICES),
+                    vote=self.config["vote"].as_choice(VOTES),
+                    batch_size=self._positive_int("batch_size"),
+                )
+                self._classifier.info  # load now: a bad model stops the run before any file is touched
+            except ModelError as exc:
+                raise ui.UserError(f"genreclass: {exc}") from None
+        return self._classifier
+
+    def _positive_int(self, key: str) -> int:
+        value = self.config[key].get(int)
+        if value < 1:
+            raise ui.UserError(f"genreclass: '{key}' must be at least 1, got {value}")
+        return value
+
+    def _settings(self) -> dict:
+        min_confidence = self.config["min_confidence"].as_number()
+        if not 0 <= min_confidence <= 1:
+            raise ui.UserError(f"genreclass: 'min_confidence' must be between 0 and 1, got {min_confidence}")
+        workers = self.config["workers"].get()
+        try:
+            workers = resolve_workers(workers if workers == "auto" else int(workers))
+        except (TypeError, ValueError):
+            raise ui.UserError(f"genreclass: 'workers' must be 'auto' or a number >= 0, got {workers!r}") from None
+        return {
+            "count": self._positive_int("count"),
+            "min_confidence": float(min_confidence),
+            "max_windows": self._positive_int("max_windows"),
+            "workers": workers,
+        }
+
+    # -- command and import stage ---------------------------------------------------------
+
+    def commands(self) -> list[ui.Subcommand]:
+        cmd = ui.Subcommand("genreclass", help="classify genres from the audio and write them to tags")
+        cmd.parser.usage += (
+            "\n\nListen to each matching track (a few 3-second windows spread over it), vote over"
+            "\nthe windows and set its 'genres' field. Tracks that already have genres, or that"
+            "\nthis model has already classified, are skipped unless --force is given."
+        )
+        cmd.parser.add_option("-f", "--force", action="store_true", default=False,
+                              help="classify tracks that already have genres or were already classified")  # fmt: skip
+        cmd.parser.add_option("-p", "--pretend", action="store_true", default=False,
+                              help="show the genres that would be set; change no file and no database entry")  # fmt: skip
+        cmd.parser.add_option("-w", "--write", action="store_true", dest="write", default=None,
+                              help="write the genres to the files' tags (default: import.write)")  # fmt: skip
+        cmd.parser.add_option("-W", "--nowrite", action="store_false", dest="write",
+                              help="store the genres in the library database only")  # fmt: skip
+        cmd.func = self.command
+        return [cmd]
+
+    def command(self, lib, opts, args: list[str]) -> None:
+        force = opts.force or self.config["force"].get(bool)
+        self.classify(lib.items(args), write=ui.should_write(opts.write), force=force, pretend=opts.pretend)
+
+    def imported(self, session, task) -> None:
+        self.classify(task.imported_items(), write=ui.should_write(), force=self.config["force"].get(bool), pretend=False)
+
+    # -- the worker -----------------------------------------------------------------------
+
+    def classify(self, items: Iterable[Item], write: bool, force: bool, pretend: bool) -> Counter:
+        """Classify `items` and set their genres; returns the summary counts."""
+        settings = self._settings()
+        classifier = self._classifier_for_run()
+        model_id = classifier.info.model_id
+        summary: Counter = Counter()
+        todo: list[Item] = []
+        for item in items:
+            reason = None if force else self._skip_reason(item, model_id)
+            if reason:
+                summary["skipped"] += 1
+                self._log.debug("skipping {}: {}", item.filepath, reason)
+            else:
+                todo.append(item)
+        failures: list[str] = []
+        started = last_report = time.monotonic()
+        paths = [os.fsdecode(item.path) for item in todo]
+        try:
+            outcomes = classify_files(classifier, paths, settings["max_windows"], settings["workers"])
+            for done, outcome in enumerate(outcomes, 1):
+                result = self._apply(todo[outcome.index], outcome, model_id, settings, write, pretend)
+                summary[result[0]] += 1
+                if result[0] == "failed":
+                    failures.append(result[1])
+                if time.monotonic() - last_report > _PROGRESS_EVERY_S and done < len(todo):
+                    last_report = time.monotonic()
+                    rate = done / (last_report - started)
+                    self._log.info("{}/{} tracks ({:.1f} tracks/s)", done, len(todo), rate)
+        except GenreModelError as exc:
+            raise ui.UserError(f"genreclass: {exc}") from None
+        except KeyboardInterrupt:
+            self._log.warning("interrupted: tracks finished so far are saved; run again to continue")
+            raise
+        finally:
+            self._report(summary, failures, pretend)
+        return summary
+
+    @staticmethod
+    def _skip_reason(item: Item, model_id: str) -> str | None:
+        if item.get("genreclass_model") == model_id:
+            return f"already classified by {model_id}"
+        if item.get("genres") and not item.get("genreclass_model"):
+            return "already has genres"
+        return None
+
+    def _apply(self, item: Item, outcome: Outcome, model_id: str, settings: dict, write: bool, pretend: bool) -> tuple[str, str]:
+        """Set one item's genres from its outcome; returns (summary key, failure message)."""
+        if outcome.error is not None:
+            self._log.error("{}: {}", item.filepath, outcome.error.reason)
+            return "failed", f"{item.filepath}: {outcome.error.reason}"
+        prediction = outcome.prediction
+        genres = prediction.selected(settings["count"], settings["min_confidence"])
+        ranked = ", ".join(f"{label} {p:.2f}" for label, p in prediction.genres[: max(3, settings["count"])])
+        if not genres:
+            self._log.info("{}: no genre reaches min_confidence {} ({})", item, settings["min_confidence"], ranked)
+            return "uncertain", ""
+        changed = list(item.get("genres") or []) != genres
+        self._log.info("{}{}: {} ({})", "[pretend] " if pretend else "", item, "; ".join(genres), ranked)
+        if pretend:
+            return ("classified" if changed else "unchanged"), ""
+        item.genres = genres
+        item.genreclass_confidence = prediction.confidence
+        item.genreclass_model = model_id
+        if write and changed and not item.try_write():
+            # beets has logged why; the database keeps its old values so a rerun retries.
+            item.load()
+            return "failed", f"{item.filepath}: could not write tags"
+        item.store()
+        return ("classified" if changed else "unchanged"), ""
+
+    def _report(self, summary: Counter, failures: list[str], pretend: bool) -> None:
+        keys = ("classified", "unchanged", "uncertain", "skipped", "failed")
+        line = ", ".join(f"{summary[k]} {k}" for k in keys)
+        self._log.info("{}{}", "pretend: " if pretend else "", line)
+        for failure in failures:
+            self._log.warning("failed: {}", failure)

@@ -1,0 +1,130 @@
+"""Group-wise 5-fold cross-validation of CNN, CRNN and a mel-statistics baseline on the pool.
+
+Folds: Emotify tracks by artist (group k-fold). GTZAN keeps its fault-filtered, artist-disjoint
+split: 'gtzan-train' clips always train, 'gtzan-valid' clips are spread over the validation
+folds and never train, so no group ever sits on both sides. Every evaluated clip is predicted
+once, by a model that never saw its group. The networks run a fixed number of epochs (no early
+stopping on the validation fold, which is the test set here).
+
+    python benchmarks/cross_validate.py ../shared/data/manifest.csv --out runs/cv
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from genre_model import FrontendConfig
+from training.datasets import load_manifest
+from training.evaluate import metrics_from_probs, write_metrics
+from training.features import FeatureCache, file_digest
+from training.splits import check_disjoint, group_kfold
+from training.train import TrainConfig, fit, track_probabilities
+from training.windows import TrackWindows, prepare
+
+
+def cv_folds(tracks, k: int, seed: int) -> list[int | None]:
+    """Fold of each track's validation side; None = always in training."""
+    folds: list[int | None] = [None] * len(tracks)
+    grouped = [i for i, t in enumerate(tracks) if not t.group.startswith("gtzan-")]
+    for i, f in zip(grouped, group_kfold([tracks[i] for i in grouped], k, seed)):
+        folds[i] = f
+    per_label = defaultdict(int)
+    for i, t in enumerate(tracks):
+        if t.group == "gtzan-valid":
+            folds[i] = per_label[t.label] % k
+            per_label[t.label] += 1
+    return folds
+
+
+def mel_stats(data: TrackWindows, max_windows: int) -> np.ndarray:
+    """Baseline features: per-band mean and std over a track's inference windows, (n_tracks, 2*n_mels)."""
+    out = []
+    for i in range(len(data)):
+        w = data.eval_windows(i, max_windows)
+        out.append(np.concatenate([w.mean(axis=(0, 2)), w.std(axis=(0, 2))]))
+    return np.stack(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("manifest")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--cache", default="runs/feature-cache")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--archs", default="cnn,crnn")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tracks = load_manifest(args.manifest)
+    labels = sorted({t.label for t in tracks})
+    cache = FeatureCache(args.cache, FrontendConfig())
+    digests: dict[str, str] = {}
+    prepare(tracks, labels, cache, digests, workers=args.workers)
+    folds = cv_folds(tracks, args.folds, args.seed)
+    methods = ["baseline", *args.archs.split(",")]
+    preds: dict[str, dict[int, np.ndarray]] = {m: {} for m in methods}
+    timings: dict[str, list[float]] = defaultdict(list)
+    curves: dict[str, list] = defaultdict(list)
+    for f in range(args.folds):
+        train_idx = [i for i, fold in enumerate(folds) if fold is None or (fold != f and tracks[i].group != "gtzan-valid")]
+        valid_idx = [i for i, fold in enumerate(folds) if fold == f]
+        train_t, valid_t = [tracks[i] for i in train_idx], [tracks[i] for i in valid_idx]
+        check_disjoint(train_t, valid_t, lambda p: digests.get(p) or file_digest(p))
+        train_w = TrackWindows(train_t, [digests[t.path] for t in train_t], cache, labels)
+        valid_w = TrackWindows(valid_t, [digests[t.path] for t in valid_t], cache, labels)
+        print(f"fold {f}: {len(train_t)} train, {len(valid_t)} valid tracks", flush=True)
+
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        t0 = time.time()
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, class_weight="balanced", max_iter=3000))
+        clf.fit(mel_stats(train_w, 8), train_w.targets)
+        proba = np.zeros((len(valid_t), len(labels)))
+        proba[:, clf.classes_] = clf.predict_proba(mel_stats(valid_w, 8))
+        for i, p in zip(valid_idx, proba):
+            preds["baseline"][i] = p[None, :]
+        timings["baseline"].append(time.time() - t0)
+
+        for arch in methods[1:]:
+            cfg = TrainConfig(arch=arch, epochs=args.epochs, seed=args.seed + f, keep_best=False, threads=2)
+            result = fit(train_w, valid_w, cfg, log=lambda s, a=arch: print(f"  {a} {s}", flush=True))
+            probs = track_probabilities(result.model, valid_w, result.model.frontend.norm.weight.device, 8)
+            for i, p in zip(valid_idx, probs):
+                preds[arch][i] = p
+            timings[arch].append(result.seconds)
+            curves[arch].append(result.history)
+
+    report = {"folds": args.folds, "epochs": args.epochs, "config": dataclasses.asdict(TrainConfig()), "methods": {}}
+    for m in methods:
+        idx = sorted(preds[m])
+        metrics = metrics_from_probs([preds[m][i] for i in idx], [tracks[i].label for i in idx], labels, [tracks[i].source for i in idx])
+        metrics["fit_seconds_per_fold"] = float(np.mean(timings[m]))
+        write_metrics(metrics, out / m, title=f"{m}: {args.folds}-fold group CV")
+        report["methods"][m] = metrics
+        if curves[m]:
+            (out / m / "curves.json").write_text(json.dumps(curves[m]))
+    (out / "cv_report.json").write_text(json.dumps(report, indent=1))
+    print("\n| method | track acc | balanced acc | macro-F1 | gtzan acc | emotify acc | fit s/fold |")
+    print("|---|---|---|---|---|---|---|")
+    for m in methods:
+        r = report["methods"][m]
+        ps = r.get("per_source", {})
+        print(f"| {m} | {r['track_accuracy']:.3f} | {r['balanced_accuracy']:.3f} | {r['macro_f1']:.3f} | "
+              f"{ps.get('gtzan', {}).get('track_accuracy', float('nan')):.3f} | {ps.get('emotify', {}).get('track_accuracy', float('nan')):.3f} | {r['fit_seconds_per_fold']:.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

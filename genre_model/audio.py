@@ -1,0 +1,172 @@
+"""Audio decoding: any file beets handles -> mono float32 at a given sample rate.
+
+libsndfile (through soundfile) reads wav, aiff, flac, ogg/vorbis, opus and mp3 and can seek,
+so only the requested excerpts are decoded. Anything it cannot open (m4a/aac, wma, ...)
+goes through one streaming ffmpeg process that keeps only the requested excerpts, so
+memory stays bounded by the excerpts even for an hour-long file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+import numpy as np
+import soundfile
+import soxr
+
+from genre_model.errors import AudioDecodeError
+
+# Extra source samples decoded on each side of an excerpt so the resampler's edge
+# transient falls outside the samples we keep.
+_RESAMPLE_MARGIN_S = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+    """What is known about a file before decoding: duration in seconds, native rate in Hz."""
+
+    duration: float
+    sample_rate: int
+    channels: int
+    backend: str  # "soundfile" or "ffmpeg"
+
+
+def probe(path: str | os.PathLike[str]) -> AudioInfo:
+    """Duration, sample rate and channel count of `path`; raises `AudioDecodeError`."""
+    path = os.fspath(path)
+    _check_readable(path)
+    try:
+        with soundfile.SoundFile(path) as f:
+            if f.frames > 0 and f.samplerate > 0:
+                return AudioInfo(f.frames / f.samplerate, f.samplerate, f.channels, "soundfile")
+    except (soundfile.LibsndfileError, RuntimeError, TypeError):
+        pass
+    return _ffprobe(path)
+
+
+def read_excerpts(
+    path: str | os.PathLike[str],
+    info: AudioInfo,
+    starts: Sequence[float],
+    duration: float,
+    sample_rate: int,
+) -> np.ndarray:
+    """Decode excerpts of `duration` seconds starting at `starts` (seconds), mono, resampled.
+
+    returns: float32 array (len(starts), round(duration * sample_rate)); an excerpt that runs
+    past the end of the file is zero-padded. Raises `AudioDecodeError`.
+    """
+    path = os.fspath(path)
+    n_out = int(round(duration * sample_rate))
+    try:
+        if info.backend == "soundfile":
+            return _read_soundfile(path, info, starts, duration, sample_rate, n_out)
+        return _read_ffmpeg(path, info, starts, duration, sample_rate, n_out)
+    except AudioDecodeError:
+        raise
+    except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
+        raise AudioDecodeError(path, f"decoding failed: {exc}") from exc
+
+
+def _check_readable(path: str) -> None:
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise AudioDecodeError(path, f"cannot read file: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise AudioDecodeError(path, "file is empty (0 bytes)")
+
+
+def _to_mono(block: np.ndarray) -> np.ndarray:
+    # block: (n_samples, channels) -> (n_samples,); averaging keeps the level of centred sources.
+    return block.mean(axis=1, dtype=np.float32) if block.ndim == 2 else block.astype(np.float32)
+
+
+def _resample_trim(mono: np.ndarray, src_rate: int, dst_rate: int, skip_s: float, n_out: int) -> np.ndarray:
+    """Resample `mono`, drop `skip_s` seconds of leading margin, return exactly n_out samples."""
+    if src_rate != dst_rate and mono.size:
+        mono = soxr.resample(mono, src_rate, dst_rate, quality="HQ").astype(np.float32, copy=False)
+    skip = int(round(skip_s * dst_rate))
+    out = mono[skip : skip + n_out]
+    if out.size < n_out:
+        out = np.pad(out, (0, n_out - out.size))
+    return out
+
+
+def _read_soundfile(
+    path: str, info: AudioInfo, starts: Sequence[float], duration: float, sample_rate: int, n_out: int
+) -> np.ndarray:
+    out = np.zeros((len(starts), n_out), dtype=np.float32)
+    src = info.sample_rate
+    with soundfile.SoundFile(path) as f:
+        for i, start in enumerate(starts):
+            first = max(0.0, start - _RESAMPLE_MARGIN_S)
+            f.seek(int(first * src))
+            n_read = int(np.ceil((start - first + duration + _RESAMPLE_MARGIN_S) * src))
+            block = f.read(n_read, dtype="float32", always_2d=True)
+            out[i] = _resample_trim(_to_mono(block), src, sample_rate, start - first, n_out)
+    return out
+
+
+def _ffmpeg_binary(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise AudioDecodeError("", f"{name} is not installed; it is needed for formats libsndfile cannot read")
+    return found
+
+
+def _ffprobe(path: str) -> AudioInfo:
+    try:
+        binary = _ffmpeg_binary("ffprobe")
+    except AudioDecodeError as exc:
+        raise AudioDecodeError(path, f"unsupported by libsndfile and {exc.reason}") from None
+    cmd = [binary, "-v", "error", "-select_streams", "a:0", "-show_entries",
+           "stream=sample_rate,channels:format=duration", "-of", "json", path]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    try:
+        data = json.loads(proc.stdout or "{}")
+        stream = data["streams"][0]
+        duration = float(data["format"]["duration"])
+        info = AudioInfo(duration, int(stream["sample_rate"]), int(stream["channels"]), "ffmpeg")
+    except (KeyError, IndexError, ValueError, TypeError):
+        reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no audio stream found"
+        raise AudioDecodeError(path, f"not a readable audio file ({reason})") from None
+    if not duration > 0:
+        raise AudioDecodeError(path, "audio stream has no duration")
+    return info
+
+
+def _read_ffmpeg(
+    path: str, info: AudioInfo, starts: Sequence[float], duration: float, sample_rate: int, n_out: int
+) -> np.ndarray:
+    # One process decodes the file once, streaming; we keep only the samples of the excerpts,
+    # so memory is bounded by the excerpts, not the file.
+    cmd = [_ffmpeg_binary("ffmpeg"), "-v", "error", "-nostdin", "-i", path, "-map", "0:a:0",
+           "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"]  # fmt: skip
+    out = np.zeros((len(starts), n_out), dtype=np.float32)
+    begin = [int(round(s * sample_rate)) for s in starts]
+    last_needed = max(b + n_out for b in begin) if begin else 0
+    chunk_samples = 1 << 16
+    pos = 0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        while pos < last_needed:
+            raw = proc.stdout.read(chunk_samples * 4)
+            if not raw:
+                break
+            chunk = np.frombuffer(raw[: len(raw) // 4 * 4], dtype="<f4")
+            for i, b in enumerate(begin):
+                lo, hi = max(b, pos), min(b + n_out, pos + chunk.size)
+                if lo < hi:
+                    out[i, lo - b : hi - b] = chunk[lo - pos : hi - pos]
+            pos += chunk.size
+        proc.kill()
+        stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if pos == 0:
+        raise AudioDecodeError(path, f"ffmpeg decoded no audio ({stderr.strip() or 'no output'})")
+    return out

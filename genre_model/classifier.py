@@ -1,0 +1,190 @@
+"""`Classifier`: an exported genre model run with onnxruntime, and the vote over windows."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from genre_model.errors import ModelError
+from genre_model.model_file import METADATA_KEY, ModelInfo
+
+Device = Literal["auto", "cpu", "cuda"]
+Vote = Literal["mean", "majority"]
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+VOTES: tuple[str, ...] = ("mean", "majority")
+
+
+def bundled_model_path() -> Path:
+    """Path of the default model shipped inside the package."""
+    return Path(str(resources.files("genre_model") / "bundled" / "genreclass-default.onnx"))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackPrediction:
+    """The verdict on one track.
+
+    genres: (label, probability) pairs, most probable first, over every label.
+    confidence: probability of the top genre under the vote used.
+    window_probs: per-window probabilities, shape (n_windows, n_labels), in the model's label order.
+    """
+
+    genres: tuple[tuple[str, float], ...]
+    confidence: float
+    window_probs: np.ndarray
+
+    @property
+    def n_windows(self) -> int:
+        return int(self.window_probs.shape[0])
+
+    @property
+    def top(self) -> str:
+        return self.genres[0][0]
+
+    def selected(self, count: int, min_confidence: float) -> list[str]:
+        """The top `count` genres whose probability is at least `min_confidence`."""
+        return [label for label, p in self.genres[:count] if p >= min_confidence]
+
+
+def vote(window_probs: np.ndarray, labels: Sequence[str], method: str = "mean") -> TrackPrediction:
+    """Combine per-window probabilities (n_windows, n_labels) into one `TrackPrediction`.
+
+    mean: average the probabilities. majority: each window votes for its top label; scores
+    are vote fractions, ties broken by mean probability.
+    """
+    if window_probs.ndim != 2 or window_probs.shape[0] == 0 or window_probs.shape[1] != len(labels):
+        raise ValueError(f"window_probs must be (n_windows>0, {len(labels)}), got {window_probs.shape}")
+    mean = window_probs.mean(axis=0)
+    if method == "mean":
+        scores = mean
+    elif method == "majority":
+        counts = np.bincount(window_probs.argmax(axis=1), minlength=len(labels))
+        scores = counts / window_probs.shape[0]
+        # A tiny mean-probability term only reorders labels with equal vote counts.
+        order = np.lexsort((-mean, -scores))
+        genres = tuple((labels[i], float(scores[i])) for i in order)
+        return TrackPrediction(genres, float(scores[order[0]]), window_probs)
+    else:
+        raise ValueError(f"vote must be one of {VOTES}, got {method!r}")
+    order = np.argsort(-scores, kind="stable")
+    genres = tuple((labels[i], float(scores[i])) for i in order)
+    return TrackPrediction(genres, float(scores[order[0]]), window_probs)
+
+
+def _quiet_onnxruntime():
+    import onnxruntime
+
+    # 3 = ERROR: onnxruntime-gpu on a machine without CUDA otherwise warns twice on stderr
+    # while it falls back to the CPU, which is the expected case, not an alarm.
+    onnxruntime.set_default_logger_severity(3)
+    return onnxruntime
+
+
+def _cuda_usable() -> bool:
+    ort = _quiet_onnxruntime()
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    # The provider is listed by every onnxruntime-gpu build; a driver is what makes it usable.
+    return any(os.path.exists(p) for p in ("/dev/nvidia0", "/dev/nvidiactl", "/dev/dxg"))
+
+
+class Classifier:
+    """Runs a genreclass `.onnx` model on log-mel windows.
+
+    The onnxruntime session is created on first use, so constructing a `Classifier` is free.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        device: str = "auto",
+        vote: str = "mean",
+        batch_size: int = 64,
+    ) -> None:
+        if device not in DEVICES:
+            raise ModelError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        if vote not in VOTES:
+            raise ModelError(f"vote must be one of {', '.join(VOTES)}, got {vote!r}")
+        if batch_size < 1:
+            raise ModelError(f"batch_size must be at least 1, got {batch_size}")
+        self.model_path = Path(model_path) if model_path else bundled_model_path()
+        self.device = device
+        self.vote_method = vote
+        self.batch_size = batch_size
+        self._session = None
+        self._info: ModelInfo | None = None
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model's metadata (loads the model on first access)."""
+        self._load()
+        assert self._info is not None
+        return self._info
+
+    @property
+    def providers(self) -> list[str]:
+        """onnxruntime execution providers in use, e.g. ['CPUExecutionProvider']."""
+        self._load()
+        return list(self._session.get_providers())
+
+    def _load(self) -> None:
+        if self._session is not None:
+            return
+        path = self.model_path
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        ort = _quiet_onnxruntime()
+        providers = ["CPUExecutionProvider"]
+        if self.device == "cuda" or (self.device == "auto" and _cuda_usable()):
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ModelError(f"{path}: not a loadable ONNX model ({str(exc).strip().splitlines()[0]})") from None
+        if self.device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
+            raise ModelError("device 'cuda' was asked for but onnxruntime cannot use CUDA on this machine")
+        meta = session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in meta:
+            raise ModelError(f"{path}: no '{METADATA_KEY}' metadata; this is not a genreclass model")
+        info = ModelInfo.from_json(meta[METADATA_KEY], str(path))
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise ModelError(f"{path}: expected one input and one output")
+        in_shape, out_shape = inputs[0].shape, outputs[0].shape
+        expected_in = [info.frontend.n_mels, info.frontend.n_frames]
+        if len(in_shape) != 3 or [d if isinstance(d, int) else None for d in in_shape[1:]] != expected_in:
+            raise ModelError(f"{path}: input shape {in_shape} does not match the front end (batch, {expected_in})")
+        if len(out_shape) != 2 or out_shape[1] != len(info.labels):
+            raise ModelError(f"{path}: output shape {out_shape} does not match {len(info.labels)} labels")
+        self._input_name = inputs[0].name
+        self._info = info
+        self._session = session
+
+    def window_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities for log-mel windows (n, n_mels, n_frames) -> (n, n_labels), in batches."""
+        self._load()
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        parts = [
+            self._session.run(None, {self._input_name: features[i : i + self.batch_size]})[0]
+            for i in range(0, features.shape[0], self.batch_size)
+        ]
+        return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, len(self.info.labels)), np.float32)
+
+    def predict(self, tracks: Iterable[np.ndarray]) -> list[TrackPrediction]:
+        """Classify several tracks at once; their windows share batches.
+
+        tracks: log-mel windows per track, each (n_windows_i, n_mels, n_frames).
+        """
+        tracks = list(tracks)
+        if not tracks:
+            return []
+        probs = self.window_probabilities(np.concatenate(tracks))
+        bounds = np.cumsum([0] + [t.shape[0] for t in tracks])
+        return [vote(probs[a:b], self.info.labels, self.vote_method) for a, b in zip(bounds[:-1], bounds[1:])]

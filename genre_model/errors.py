@@ -1,0 +1,29 @@
+"""Typed errors of the inference runtime.
+
+`AudioDecodeError` concerns one file: callers log it, count it and go on.
+`ModelError` concerns the model file: nothing can be classified, so callers stop.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class GenreModelError(Exception):
+    """Base class of every error raised by `genre_model`."""
+
+
+class AudioDecodeError(GenreModelError):
+    """A file could not be turned into analysis windows.
+
+    `path` names the file and `reason` says why, so one log line is enough to act on it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ModelError(GenreModelError):
+    """The model file is missing, corrupt, or does not follow the genreclass contract."""

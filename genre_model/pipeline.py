@@ -1,0 +1,115 @@
+"""Classify many files: decoding and features in worker processes, inference batched.
+
+Decoding and the log-mel front end run in a pool of `workers` processes; the calling process
+gathers finished tracks and runs the model on their windows together, so the stages overlap.
+At most a few jobs per worker are in flight, so memory stays flat whatever the number of files.
+Results come back in completion order, each tagged with the index of its path.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from genre_model.classifier import Classifier, TrackPrediction
+from genre_model.errors import AudioDecodeError
+from genre_model.frontend import FrontendConfig
+from genre_model.windows import track_features
+
+# Jobs queued per worker: enough to keep every worker busy while results wait for inference.
+_JOBS_PER_WORKER = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """Result for the file at `index` of the input: a prediction or the decode error."""
+
+    index: int
+    path: str
+    prediction: TrackPrediction | None = None
+    error: AudioDecodeError | None = None
+
+
+def resolve_workers(workers: int | str) -> int:
+    """`auto` -> the number of usable cores; an int >= 0 as given (0 = decode in this process)."""
+    if workers == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    count = int(workers)
+    if count < 0:
+        raise ValueError(f"workers must be 'auto' or >= 0, got {workers!r}")
+    return count
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C is handled once, in the parent, which then stops after the tracks in flight.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _features_job(path: str, frontend: FrontendConfig, max_windows: int | None) -> np.ndarray | AudioDecodeError:
+    try:
+        return track_features(path, frontend, max_windows)
+    except AudioDecodeError as exc:
+        return exc
+    except Exception as exc:  # a decoder bug on one odd file must not end the run
+        return AudioDecodeError(path, f"unexpected {type(exc).__name__}: {exc}")
+
+
+def classify_files(
+    classifier: Classifier,
+    paths: Iterable[str | os.PathLike[str]],
+    max_windows: int | None = 8,
+    workers: int | str = "auto",
+) -> Iterator[Outcome]:
+    """Classify `paths`, yielding one `Outcome` per path as soon as it is known.
+
+    max_windows: windows analysed per track (None = all). workers: decode processes.
+    """
+    frontend = classifier.info.frontend
+    n_workers = resolve_workers(workers)
+    jobs = ((i, os.fspath(p)) for i, p in enumerate(paths))
+    if n_workers <= 1:
+        for i, path in jobs:
+            result = _features_job(path, frontend, max_windows)
+            yield from _batch_outcomes(classifier, [(i, path, result)])
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with cf.ProcessPoolExecutor(n_workers, mp_context=context, initializer=_ignore_sigint) as pool:
+        in_flight: dict[cf.Future, tuple[int, str]] = {}
+        pending: list[tuple[int, str, np.ndarray | AudioDecodeError]] = []
+        exhausted = False
+        try:
+            while in_flight or not exhausted:
+                while not exhausted and len(in_flight) < n_workers * _JOBS_PER_WORKER:
+                    job = next(jobs, None)
+                    if job is None:
+                        exhausted = True
+                        break
+                    in_flight[pool.submit(_features_job, job[1], frontend, max_windows)] = job
+                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                pending += [(*in_flight.pop(f), f.result()) for f in done]
+                # Run the model once enough windows are waiting to fill a batch (or at the end).
+                n_windows = sum(r.shape[0] for _, _, r in pending if not isinstance(r, AudioDecodeError))
+                if n_windows >= classifier.batch_size or not in_flight:
+                    yield from _batch_outcomes(classifier, pending)
+                    pending = []
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _batch_outcomes(
+    classifier: Classifier, finished: list[tuple[int, str, np.ndarray | AudioDecodeError]]
+) -> Iterator[Outcome]:
+    decoded = [(i, p, r) for i, p, r in finished if not isinstance(r, AudioDecodeError)]
+    for i, path, result in finished:
+        if isinstance(result, AudioDecodeError):
+            yield Outcome(i, path, error=result)
+    predictions = classifier.predict([r for _, _, r in decoded])
+    for (i, path, _), prediction in zip(decoded, predictions):
+        yield Outcome(i, path, prediction=prediction)

@@ -1,0 +1,60 @@
+"""Augmentations of log-mel batches (dB), applied on the training device.
+
+Random gain and spectral tilt make the model indifferent to level and to the tonal balance of
+a recording chain (a real risk here: the two sources of the pool differ in recording
+quality); SpecAugment masks and mixup regularise a small dataset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    """gain_db: +/- range of a random level change. tilt_db: +/- range of a linear tilt across
+    bands (dB from lowest to highest band). freq_masks/time_masks: SpecAugment mask counts, each
+    up to max_freq_mask bands / max_time_mask frames wide. mixup_alpha: Beta(a, a) mixing, 0 = off."""
+
+    gain_db: float = 6.0
+    tilt_db: float = 6.0
+    freq_masks: int = 2
+    max_freq_mask: int = 8
+    time_masks: int = 2
+    max_time_mask: int = 12
+    mixup_alpha: float = 0.3
+
+
+def augment(x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg: AugmentConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment a batch: x (batch, n_mels, n_frames) dB, y (batch,) int targets.
+
+    returns: augmented x, and soft targets (batch, n_labels) that sum to one.
+    """
+    b, n_mels, n_frames = x.shape
+    dev = x.device
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=gen).to(dev)
+
+    ramp = torch.linspace(-0.5, 0.5, n_mels, device=dev)
+    x = x + (uniform(b, 1, 1) * 2 - 1) * cfg.gain_db + (uniform(b, 1, 1) * 2 - 1) * cfg.tilt_db * ramp[None, :, None]
+    # Masked cells take each example's mean level, not zero dB (which would be loud).
+    fill = x.mean(dim=(1, 2), keepdim=True).expand_as(x)
+    for count, max_width, size, axis in ((cfg.freq_masks, cfg.max_freq_mask, n_mels, 1), (cfg.time_masks, cfg.max_time_mask, n_frames, 2)):
+        for _ in range(count):
+            width = (uniform(b) * (max_width + 1)).long()
+            start = (uniform(b) * (size - width + 1).float()).long()
+            pos = torch.arange(size, device=dev)[None, :]
+            mask = (pos >= start[:, None]) & (pos < (start + width)[:, None])  # (b, size)
+            mask = mask[:, :, None] if axis == 1 else mask[:, None, :]
+            x = torch.where(mask, fill, x)
+    soft = torch.nn.functional.one_hot(y, n_labels).float()
+    if cfg.mixup_alpha > 0:
+        lam = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample((b,)).to(dev)
+        lam = torch.maximum(lam, 1 - lam)  # the first example stays dominant
+        perm = torch.randperm(b, generator=gen).to(dev)
+        x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[perm]
+        soft = lam[:, None] * soft + (1 - lam[:, None]) * soft[perm]
+    return x, soft

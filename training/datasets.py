@@ -1,0 +1,189 @@
+"""Labelled tracks from the places music collections live.
+
+Every loader returns a list of `Track`; nothing is decoded here. `load_data` parses the
+command line's DATA arguments: a folder, ``gtzan:PATH``, ``fma:AUDIO_DIR:TRACKS_CSV``, a
+manifest ``.csv``, or ``beets:QUERY`` (the configured beets library).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from training.labels import canonical_genre
+
+AUDIO_EXTENSIONS = (".mp3", ".flac", ".ogg", ".opus", ".wav", ".aif", ".aiff", ".m4a", ".au", ".wma")
+
+
+class DatasetError(Exception):
+    """A dataset cannot be read: wrong path, bad format, or no usable tracks."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Track:
+    """One labelled audio file.
+
+    group: tracks sharing a group (an artist, an album artist, a fixed list) must stay on one
+        side of any split. split: a split given by the dataset ("train"/"valid"/"test") or "".
+    source: the dataset it came from, for per-source evaluation.
+    """
+
+    path: str
+    label: str
+    group: str
+    source: str
+    split: str = ""
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+
+
+def load_folder(root: str | os.PathLike[str], source: str = "folder") -> list[Track]:
+    """``ROOT/<Genre>/**/*.ext``: the folder name is the label; each file is its own group."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"not a folder: {root}")
+    tracks = [
+        Track(str(f), canonical_genre(genre_dir.name), str(f), source)
+        for genre_dir in sorted(p for p in root.iterdir() if p.is_dir())
+        for f in _audio_files(genre_dir)
+    ]
+    if not tracks:
+        raise DatasetError(f"{root}: no audio files in genre sub-folders (expected ROOT/<Genre>/<file>)")
+    return tracks
+
+
+def load_gtzan(root: str | os.PathLike[str], lists_dir: str | os.PathLike[str] | None = None) -> list[Track]:
+    """GTZAN (``ROOT/<genre>/<genre>.000NN.wav``), labels canonicalised ('hiphop' -> 'Hip-Hop').
+
+    With the fault-filtered lists (``train_filtered.txt``, ``valid_filtered.txt``,
+    ``test_filtered.txt`` in `lists_dir`, default ROOT; lines like ``blues/blues.00029.wav``)
+    only listed files are kept and the list is their split and group, which is
+    artist-disjoint. Without them every file is its own group: artists may then repeat
+    across a split, so prefer the lists.
+    """
+    root = Path(root)
+    tracks = load_folder(root, source="gtzan")
+    lists = Path(lists_dir) if lists_dir else root
+    listed: dict[str, str] = {}
+    for split in ("train", "valid", "test"):
+        list_file = lists / f"{split}_filtered.txt"
+        if list_file.is_file():
+            for line in list_file.read_text().split():
+                listed[Path(line).name] = split
+    if not listed:
+        return tracks
+    return [
+        dataclasses.replace(t, group=f"gtzan-{listed[Path(t.path).name]}", split=listed[Path(t.path).name])
+        for t in tracks
+        if Path(t.path).name in listed
+    ]
+
+
+def _fma_columns(reader) -> list[str]:
+    # tracks.csv has three header rows: top level (forward-filled), sub-level, then 'track_id'.
+    top, sub = next(reader), next(reader)
+    next(reader)
+    names, current = [], ""
+    for t, s in zip(top, sub):
+        current = t or current
+        names.append(f"{current}.{s}" if s else "track_id")
+    return names
+
+
+def load_fma(audio_dir: str | os.PathLike[str], tracks_csv: str | os.PathLike[str], subset: str | None = None) -> list[Track]:
+    """FMA: ``fma_metadata/tracks.csv`` + ``AUDIO_DIR/000/000002.mp3``.
+
+    Label: ``track.genre_top`` (rows without one are skipped); split: ``set.split``
+    ('training' -> 'train', 'validation' -> 'valid'); group: ``artist.id``; `subset` keeps
+    rows whose ``set.subset`` is that subset or a smaller one (small < medium < large).
+    Only tracks whose audio file exists are returned.
+    """
+    audio_dir, tracks_csv = Path(audio_dir), Path(tracks_csv)
+    if not tracks_csv.is_file():
+        raise DatasetError(f"FMA tracks.csv not found: {tracks_csv}")
+    order = ["small", "medium", "large"]
+    split_names = {"training": "train", "validation": "valid", "test": "test"}
+    tracks = []
+    with open(tracks_csv, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        cols = {name: i for i, name in enumerate(_fma_columns(reader))}
+        for key in ("track.genre_top", "set.split", "set.subset", "artist.id"):
+            if key not in cols:
+                raise DatasetError(f"{tracks_csv}: column {key} missing; is this FMA's tracks.csv?")
+        for row in reader:
+            genre = row[cols["track.genre_top"]]
+            if not genre:
+                continue
+            if subset and row[cols["set.subset"]] in order and order.index(row[cols["set.subset"]]) > order.index(subset):
+                continue
+            tid = f"{int(row[cols['track_id']]):06d}"
+            path = audio_dir / tid[:3] / f"{tid}.mp3"
+            if path.is_file():
+                split = split_names.get(row[cols["set.split"]], "")
+                tracks.append(Track(str(path), canonical_genre(genre), f"fma-artist-{row[cols['artist.id']]}", "fma", split))
+    if not tracks:
+        raise DatasetError(f"no FMA track with a top genre has its audio under {audio_dir}")
+    return tracks
+
+
+def load_manifest(csv_path: str | os.PathLike[str]) -> list[Track]:
+    """CSV with columns ``path,label[,group][,split][,dataset]``; paths relative to the CSV."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DatasetError(f"manifest not found: {csv_path}")
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise DatasetError(f"{csv_path}: a manifest needs a header with at least 'path,label'")
+    base = csv_path.parent
+    tracks = []
+    for row in rows:
+        path = base / row["path"]
+        tracks.append(
+            Track(
+                str(path),
+                canonical_genre(row["label"]),
+                row.get("group") or str(path),
+                row.get("dataset") or csv_path.stem,
+                row.get("split") or "",
+            )
+        )
+    return tracks
+
+
+def load_beets(lib, query: str | list[str] = "", aliases: Mapping[str, str] | None = None) -> list[Track]:
+    """Items of a beets `Library` matching `query` whose ``genres`` are set.
+
+    The first genre is the label, canonicalised with `aliases`; the group is the album
+    artist (else the artist), so a split never puts one artist on both sides.
+    """
+    tracks = []
+    for item in lib.items(query):
+        genres = list(item.get("genres") or [])
+        if not genres or not genres[0].strip():
+            continue
+        path = os.fsdecode(item.path)
+        artist = item.albumartist or item.artist or path
+        tracks.append(Track(path, canonical_genre(genres[0], aliases), f"artist-{artist}", "beets"))
+    return tracks
+
+
+def load_data(spec: str) -> list[Track]:
+    """Parse one DATA argument (see the module docstring) and load it."""
+    if spec.startswith("gtzan:"):
+        return load_gtzan(spec[len("gtzan:") :])
+    if spec.startswith("fma:"):
+        parts = spec[len("fma:") :].split(":")
+        if len(parts) != 2:
+            raise DatasetError(f"expected fma:AUDIO_DIR:TRACKS_CSV, got {spec!r}")
+        return load_fma(parts[0], parts[1])
+    if spec.lower().endswith(".csv"):
+        return load_manifest(spec)
+    if os.path.isdir(spec):
+        return load_folder(spec)
+    raise DatasetError(f"{spec}: not a folder, manifest .csv, gtzan:PATH or fma:AUDIO_DIR:TRACKS_CSV")

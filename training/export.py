@@ -1,0 +1,72 @@
+"""Export a trained network to the self-describing `.onnx` of `genre_model.model_file`.
+
+The exported graph includes the softmax; its metadata carries labels, front end, training
+summary and metrics. A parity check runs the file in onnxruntime against torch on real
+windows and refuses the export above `PARITY_TOLERANCE`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from genre_model import Classifier, FrontendConfig, ModelInfo
+from genre_model.model_file import METADATA_KEY
+
+PARITY_TOLERANCE = 1e-4  # max abs difference of probabilities, torch vs onnxruntime
+OPSET = 17
+
+
+class ExportError(Exception):
+    """The exported model does not reproduce the torch model."""
+
+
+class _WithSoftmax(torch.nn.Module):
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(x), dim=1)
+
+
+def export_onnx(
+    model: torch.nn.Module, info: ModelInfo, out_path: str | os.PathLike[str], parity_windows: np.ndarray
+) -> dict[str, Any]:
+    """Write `model` with `info` to `out_path` and check parity on `parity_windows`.
+
+    parity_windows: real log-mel windows (n, n_mels, n_frames) to compare outputs on.
+    returns: {"max_abs_diff": float, "n_windows": int}. Raises `ExportError` (and removes the
+    file) when the difference exceeds `PARITY_TOLERANCE`.
+    """
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    wrapped = _WithSoftmax(model.cpu().eval()).eval()
+    fe: FrontendConfig = info.frontend
+    dummy = torch.zeros(2, fe.n_mels, fe.n_frames)
+    tmp = out_path.with_suffix(".tmp.onnx")
+    torch.onnx.export(
+        wrapped, (dummy,), str(tmp), input_names=["input"], output_names=["probabilities"],
+        dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=OPSET, dynamo=False,
+    )  # fmt: skip
+    proto = onnx.load(str(tmp))
+    onnx.checker.check_model(proto)
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, info.to_json()
+    proto.producer_name = "beets-genreclass"
+    onnx.save(proto, str(tmp))
+    with torch.no_grad():
+        expected = wrapped(torch.from_numpy(np.ascontiguousarray(parity_windows, dtype=np.float32))).numpy()
+    got = Classifier(tmp, device="cpu").window_probabilities(parity_windows)
+    diff = float(np.abs(expected - got).max())
+    if diff > PARITY_TOLERANCE:
+        tmp.unlink()
+        raise ExportError(f"onnxruntime differs from torch by {diff:.2e} > {PARITY_TOLERANCE:.0e}; export refused")
+    os.replace(tmp, out_path)
+    return {"max_abs_diff": diff, "n_windows": int(len(parity_windows))}

@@ -1,0 +1,115 @@
+"""Feature cache: each track's log-mel spectrogram computed once, stored as float16 `.npy`.
+
+Files live in ``CACHE/<frontend hash>/<content hash>.npy``: the key is the audio file's
+content and the front-end parameters, so a moved or renamed file is not recomputed, and a
+changed front end never reads stale features. Each file is written under a temporary name
+and renamed, so an interrupted run resumes where it stopped. Training reads the files
+memory-mapped; the parent process never holds more than one track, whatever the dataset size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from genre_model import AudioDecodeError, FrontendConfig, log_mel, probe, read_excerpts
+
+# Longer tracks are cached as their central excerpt of this many seconds: plenty of windows
+# for training, and a bounded cost per track.
+MAX_SECONDS = 120.0
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-1 of the file's bytes (hex); the cache key and the split leak check use it."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def frontend_digest(frontend: FrontendConfig) -> str:
+    return hashlib.sha1(json.dumps(frontend.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def compute_track(path: str, frontend: FrontendConfig, max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """Log-mel of a whole track (or its central `max_seconds`), (n_mels, n_frames) float32.
+
+    Raises `AudioDecodeError` for unreadable files or ones shorter than one window.
+    """
+    info = probe(path)
+    if info.duration < frontend.window_seconds:
+        raise AudioDecodeError(path, f"shorter than one {frontend.window_seconds} s window")
+    length = min(info.duration, max_seconds)
+    start = (info.duration - length) / 2
+    audio = read_excerpts(path, info, [start], length, frontend.sample_rate)[0]
+    return log_mel(audio, frontend)
+
+
+def _job(args: tuple[str, str, FrontendConfig]) -> tuple[str, str | None]:
+    path, target, frontend = args
+    try:
+        mel = compute_track(path, frontend)
+    except AudioDecodeError as exc:
+        return path, exc.reason
+    tmp = f"{target}.{os.getpid()}.tmp.npy"
+    np.save(tmp, mel.astype(np.float16))
+    os.replace(tmp, target)
+    return path, None
+
+
+class FeatureCache:
+    """Log-mel spectrograms of tracks, keyed by content and front end, memory-mapped on read."""
+
+    def __init__(self, root: str | os.PathLike[str], frontend: FrontendConfig) -> None:
+        self.frontend = frontend
+        self.dir = Path(root) / frontend_digest(frontend)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "frontend.json").write_text(json.dumps(frontend.to_dict(), indent=1))
+
+    def path_for(self, digest: str) -> Path:
+        return self.dir / f"{digest}.npy"
+
+    def ensure(
+        self,
+        paths: Sequence[str],
+        digests: Sequence[str],
+        workers: int = 1,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, str]:
+        """Compute the missing features of `paths` (whose content hashes are `digests`).
+
+        Returns {path: reason} for files that could not be decoded; the rest are cached.
+        """
+        todo = [(p, str(self.path_for(d)), self.frontend) for p, d in zip(paths, digests) if not self.path_for(d).exists()]
+        failures: dict[str, str] = {}
+        if not todo:
+            return failures
+        if workers > 1:
+            ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+            with ctx.Pool(workers) as pool:
+                results = pool.imap_unordered(_job, todo, chunksize=4)
+                failures = self._collect(results, len(todo), progress)
+        else:
+            failures = self._collect(map(_job, todo), len(todo), progress)
+        return failures
+
+    @staticmethod
+    def _collect(results, total: int, progress: Callable[[int, int], None] | None) -> dict[str, str]:
+        failures = {}
+        for done, (path, reason) in enumerate(results, 1):
+            if reason is not None:
+                failures[path] = reason
+            if progress:
+                progress(done, total)
+        return failures
+
+    def load(self, digest: str) -> np.ndarray:
+        """The cached spectrogram, (n_mels, n_frames) float16, memory-mapped read-only."""
+        return np.load(self.path_for(digest), mmap_mode="r")

@@ -1,0 +1,50 @@
+"""Canonical genre names: free-form tag strings -> one vocabulary.
+
+"hip hop", "HipHop", "rap" all become "Hip-Hop"; case and punctuation never split a genre.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+# Keys are normalised with `genre_key`; values are the canonical spelling.
+DEFAULT_ALIASES: dict[str, str] = {
+    "hiphop": "Hip-Hop",
+    "rap": "Hip-Hop",
+    "rnb": "R&B",
+    "randb": "R&B",
+    "rhythmandblues": "R&B",
+    "electronica": "Electronic",
+    "electro": "Electronic",
+    "edm": "Electronic",
+    "dance": "Electronic",
+    "heavymetal": "Metal",
+    "rocknroll": "Rock",
+    "rockandroll": "Rock",
+    "classicalmusic": "Classical",
+    "countrymusic": "Country",
+}
+
+
+def genre_key(name: str) -> str:
+    """Comparison key: lower case, letters and digits only ('Hip-Hop' -> 'hiphop')."""
+    return re.sub(r"[^0-9a-z]+", "", name.lower().replace("&", "and"))
+
+
+def canonical_genre(name: str, aliases: Mapping[str, str] | None = None, vocabulary: list[str] | None = None) -> str:
+    """Canonical spelling of `name`.
+
+    aliases: extra {alias: canonical} pairs (keys compared with `genre_key`), tried before
+        the defaults. vocabulary: known canonical labels; a name equal to one of them up to
+        case and punctuation takes its spelling. Otherwise the name is title-cased.
+    """
+    key = genre_key(name)
+    table = {genre_key(k): v for k, v in DEFAULT_ALIASES.items()}
+    table.update({genre_key(k): v for k, v in (aliases or {}).items()})
+    if key in table:
+        return table[key]
+    for label in vocabulary or []:
+        if genre_key(label) == key:
+            return label
+    return "-".join(part[:1].upper() + part[1:] for part in name.strip().split("-")) if name.strip() else name

@@ -1,0 +1,107 @@
+"""The genre networks: `CNN` and `CRNN`, both built from a `ModelConfig`.
+
+Input to both: log-mel windows (batch, n_mels, n_frames) in dB, as `genre_model.log_mel`
+makes them. Output: logits (batch, n_labels). The class count comes from the label list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Architecture of a genre network; stored in every checkpoint so it can be rebuilt.
+
+    arch: "cnn" (conv blocks + global pooling) or "crnn" (conv blocks + GRU over time).
+    channels: output channels of each conv block; each block halves frequency and time
+        (the CRNN's last blocks halve frequency only, to keep time steps for the GRU).
+    gru_hidden: GRU state size per direction (CRNN only).
+    """
+
+    arch: str = "cnn"
+    n_mels: int = 64
+    n_frames: int = 92
+    n_labels: int = 11
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    dropout: float = 0.3
+    gru_hidden: int = 64
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(self.channels)
+        if self.arch not in ("cnn", "crnn"):
+            raise ValueError(f"arch must be 'cnn' or 'crnn', got {self.arch!r}")
+        if self.n_labels < 2:
+            raise ValueError("a genre model needs at least two labels")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _conv_block(c_in: int, c_out: int, pool: tuple[int, int]) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(pool),
+    )
+
+
+class _Frontend(nn.Module):
+    """Per-mel-band standardisation learnt from the data (BatchNorm over bands)."""
+
+    def __init__(self, n_mels: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(n_mels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (batch, n_mels, n_frames) dB -> (batch, 1, n_mels, n_frames), standardised per band
+        return self.norm(x).unsqueeze(1)
+
+
+class CNN(nn.Module):
+    """Conv blocks, then mean+max pooling over frequency and time, then a dense classifier."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.frontend = _Frontend(config.n_mels)
+        chans = (1, *config.channels)
+        self.blocks = nn.Sequential(*[_conv_block(a, b, (2, 2)) for a, b in zip(chans[:-1], chans[1:])])
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * chans[-1], config.n_labels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.frontend(x))  # (batch, C, n_mels / 2^k, n_frames / 2^k)
+        pooled = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)  # (batch, 2C)
+        return self.head(pooled)  # (batch, n_labels)
+
+
+class CRNN(nn.Module):
+    """Conv blocks, then a bidirectional GRU over the remaining time steps, then dense."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.frontend = _Frontend(config.n_mels)
+        chans = (1, *config.channels)
+        n_blocks = len(config.channels)
+        # Halve time in the first two blocks only: ~n_frames/4 steps remain for the GRU.
+        pools = [(2, 2) if i < 2 else (2, 1) for i in range(n_blocks)]
+        self.blocks = nn.Sequential(*[_conv_block(a, b, p) for a, b, p in zip(chans[:-1], chans[1:], pools)])
+        self.gru = nn.GRU(chans[-1], config.gru_hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * config.gru_hidden, config.n_labels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.frontend(x))  # (batch, C, F', T')
+        x = x.mean(dim=2).transpose(1, 2)  # (batch, T', C): a sequence of frame embeddings
+        seq, _ = self.gru(x)  # (batch, T', 2 * gru_hidden)
+        return self.head(seq.mean(dim=1))  # (batch, n_labels)
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    """The network named by `config.arch`."""
+    return CNN(config) if config.arch == "cnn" else CRNN(config)
