@@ -24,6 +24,10 @@ class AudioDecodeError(GenreModelError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self):
+        # Rebuilt from (path, reason) when it crosses from a worker process to the parent.
+        return (type(self), (self.path, self.reason))
+
 
 class ModelError(GenreModelError):
     """The model file is missing, corrupt, or does not follow the genreclass contract."""

@@ -1,0 +1,80 @@
+"""Classifier, vote and the multi-file pipeline, on a tiny model with known answers."""
+
+import json
+
+import numpy as np
+import pytest
+from tiny_model import TINY_FRONTEND, build_tiny_model
+
+from genre_model import Classifier, ModelError, classify_files, track_features, vote
+
+
+def test_low_and_high_tones_in_every_format(tiny_model, tones):
+    clf = Classifier(tiny_model, device="cpu")
+    names = sorted(tones)
+    preds = clf.predict([track_features(tones[n], clf.info.frontend, 4) for n in names])
+    for name, pred in zip(names, preds):
+        assert pred.top == ("Low" if name.startswith("low") else "High"), name
+        assert pred.confidence > 0.9
+        assert pred.n_windows == 4  # 6 s hold six 1 s windows, capped at 4
+        assert pred.window_probs.shape == (4, 2)
+        assert sum(p for _, p in pred.genres) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_batches_across_tracks_give_the_same_answer(tiny_model, tones):
+    feats = [track_features(p, TINY_FRONTEND, 5) for p in tones.values()]
+    together = Classifier(tiny_model, batch_size=3).predict(feats)
+    alone = [Classifier(tiny_model, batch_size=64).predict([f])[0] for f in feats]
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a.window_probs, b.window_probs, atol=1e-6)
+
+
+def test_vote_mean_and_majority():
+    probs = np.array([[0.9, 0.1, 0.0], [0.4, 0.6, 0.0], [0.45, 0.55, 0.0]], dtype=np.float32)
+    mean = vote(probs, ["A", "B", "C"], "mean")
+    assert mean.top == "A" and mean.confidence == pytest.approx(0.5833, abs=1e-3)
+    majority = vote(probs, ["A", "B", "C"], "majority")
+    assert majority.top == "B" and majority.confidence == pytest.approx(2 / 3)
+    assert majority.selected(2, 0.3) == ["B", "A"]
+    assert majority.selected(2, 0.5) == ["B"]
+
+
+def test_pipeline_with_workers_reports_bad_files_and_classifies_the_rest(tiny_model, tones, tmp_path):
+    bad = tmp_path / "broken.flac"
+    bad.write_bytes(b"fLaC" + bytes(300))
+    paths = [*tones.values(), bad]
+    clf = Classifier(tiny_model, batch_size=4)
+    for workers in (0, 2):
+        outcomes = sorted(classify_files(clf, paths, max_windows=3, workers=workers), key=lambda o: o.index)
+        assert [o.index for o in outcomes] == list(range(len(paths)))
+        assert outcomes[-1].error is not None and outcomes[-1].error.path == str(bad)
+        for o in outcomes[:-1]:
+            assert o.prediction.top == ("Low" if "low" in o.path else "High")
+
+
+def test_cpu_device_uses_cpu_provider(tiny_model):
+    assert Classifier(tiny_model, device="cpu").providers == ["CPUExecutionProvider"]
+
+
+def test_model_errors(tmp_path):
+    cases = {}
+    cases["not found"] = tmp_path / "missing.onnx"
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"this is not onnx")
+    cases["not a loadable ONNX model"] = corrupt
+    cases["not valid JSON"] = build_tiny_model(tmp_path / "badjson.onnx", metadata="{nope")
+    cases["format"] = build_tiny_model(tmp_path / "old.onnx", metadata=json.dumps({"format": 0}))
+    cases["does not match 3 labels"] = build_tiny_model(tmp_path / "labels.onnx", labels=("A", "B", "C"), n_outputs=2)
+    no_meta = build_tiny_model(tmp_path / "nometa.onnx")
+    import onnx
+
+    proto = onnx.load(str(no_meta))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(no_meta))
+    cases["no 'genreclass' metadata"] = no_meta
+    for message, path in cases.items():
+        clf = Classifier(path)  # lazy: nothing is read yet
+        with pytest.raises(ModelError, match=message):
+            clf.info
+    with pytest.raises(ModelError, match="device"):
+        Classifier(device="tpu")

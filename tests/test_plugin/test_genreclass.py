@@ -1,0 +1,177 @@
+"""`beet genreclass` and `beet import` driven for real, in a temporary library, on real files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mutagen
+import pytest
+import yaml
+from audio_factory import write_tone
+
+pytestmark = pytest.mark.slow
+BEET = str(Path(sys.executable).with_name("beet"))
+
+
+def genres_in_file(path: Path) -> list[str]:
+    """The genre tag as stored in the file (ID3 TCON, Vorbis/FLAC GENRE), read with mutagen."""
+    f = mutagen.File(path)
+    if f is None or f.tags is None:
+        return []
+    if "TCON" in f.tags:
+        return list(f.tags["TCON"].text)
+    return list(f.tags.get("genre", []) or f.tags.get("GENRE", []))
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Beets:
+    """A throw-away beets set-up: config folder, library and music folder under tmp_path."""
+
+    def __init__(self, root: Path, model: Path, **plugin_config) -> None:
+        self.root = root
+        self.music = root / "music"
+        self.music.mkdir()
+        self.config = {
+            "directory": str(root / "library"),
+            "library": str(root / "library.db"),
+            "plugins": ["genreclass"],
+            "create_backup_before_migrations": False,
+            "import": {"copy": False, "write": True, "resume": False, "incremental": False},
+            "genreclass": {"model": str(model), "workers": 0, "max_windows": 3, **plugin_config},
+        }
+        self.write_config()
+
+    def write_config(self) -> None:
+        (self.root / "config.yaml").write_text(yaml.safe_dump(self.config))
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, "BEETSDIR": str(self.root)}
+        proc = subprocess.run([BEET, *args], capture_output=True, text=True, env=env, timeout=300)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"beet {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def field(self, name: str) -> dict[str, str]:
+        out = self.run("ls", "-f", f"$path\t${name}").stdout
+        return {Path(line.split("\t")[0]).name: line.split("\t")[1] for line in out.splitlines() if "\t" in line}
+
+
+@pytest.fixture
+def library(tmp_path, tiny_model) -> Beets:
+    beets = Beets(tmp_path, tiny_model)
+    for ext in (".mp3", ".flac", ".ogg", ".opus"):
+        write_tone(beets.music / f"low{ext}", 200.0, seconds=5.0, channels=2)
+        write_tone(beets.music / f"high{ext}", 5000.0, seconds=5.0)
+    return beets
+
+
+def imported(beets: Beets) -> Beets:
+    beets.run("import", "-A", "-q", str(beets.music))
+    return beets
+
+
+def test_import_with_auto_writes_genres_into_files(library):
+    library.config["genreclass"]["auto"] = True
+    library.write_config()
+    imported(library)
+    for path in library.music.iterdir():
+        expected = "Low" if path.name.startswith("low") else "High"
+        assert genres_in_file(path) == [expected], path.name
+    models = library.field("genreclass_model")
+    assert set(models.values()) == {"tiny@1"} and len(models) == 8
+    assert all(float(v) > 0.9 for v in library.field("genreclass_confidence").values())
+
+
+def test_pretend_changes_no_byte_and_no_database_entry(library):
+    imported(library)
+    before = {p.name: digest(p) for p in library.music.iterdir()}
+    db_before = digest(library.root / "library.db")
+    proc = library.run("genreclass", "--pretend")
+    text = proc.stdout + proc.stderr
+    assert "Low 1.00" in text and "High 1.00" in text
+    assert "pretend: 8 classified" in text
+    assert {p.name: digest(p) for p in library.music.iterdir()} == before
+    assert digest(library.root / "library.db") == db_before
+
+
+def test_existing_genres_kept_unless_forced_and_rerun_resumes(library):
+    imported(library)
+    jazz = library.music / "low.flac"
+    library.run("modify", "-y", "-w", f"path:{jazz}", "genres=Jazz")
+    assert genres_in_file(jazz) == ["Jazz"]
+    proc = library.run("genreclass")
+    assert "7 classified" in proc.stderr and "1 skipped" in proc.stderr
+    assert genres_in_file(jazz) == ["Jazz"]
+    assert genres_in_file(library.music / "low.mp3") == ["Low"]
+    # A rerun finds every track done by this model (or carrying the user's genre): it resumes.
+    again = library.run("genreclass")
+    assert "0 classified" in again.stderr and "8 skipped" in again.stderr
+    forced = library.run("genreclass", "-f", f"path:{jazz}")
+    assert "1 classified" in forced.stderr
+    assert genres_in_file(jazz) == ["Low"]
+
+
+def test_nowrite_stores_in_database_only(library):
+    imported(library)
+    path = library.music / "high.ogg"
+    before = digest(path)
+    library.run("genreclass", "-W", f"path:{path}")
+    assert digest(path) == before
+    assert library.field("genres")["high.ogg"] == "High"
+
+
+def test_corrupt_file_is_reported_and_the_others_tagged(library):
+    imported(library)
+    broken = library.music / "high.mp3"
+    broken.write_bytes(os.urandom(4000))
+    before = digest(broken)
+    library.config["genreclass"]["workers"] = 2
+    library.write_config()
+    proc = library.run("genreclass")
+    assert f"{broken}: not a readable audio file" in proc.stderr
+    assert "7 classified" in proc.stderr and "1 failed" in proc.stderr
+    assert digest(broken) == before
+    assert genres_in_file(library.music / "high.flac") == ["High"]
+    assert library.field("genreclass_model")["high.mp3"] in ("", "$genreclass_model")  # unset: retried next run
+
+
+def test_count_and_min_confidence(library, tmp_path):
+    imported(library)
+    library.config["genreclass"].update(count=2, min_confidence=0.0)
+    library.write_config()
+    library.run("genreclass", f"path:{library.music / 'low.opus'}")
+    assert genres_in_file(library.music / "low.opus") == ["Low", "High"]
+
+
+def test_help_and_bad_settings(library):
+    help_text = library.run("genreclass", "--help").stdout
+    for flag in ("--force", "--pretend", "--write", "--nowrite"):
+        assert flag in help_text
+    library.config["genreclass"]["min_confidence"] = 2
+    library.write_config()
+    proc = library.run("genreclass", check=False)
+    assert proc.returncode != 0
+    assert "min_confidence" in proc.stderr and "Traceback" not in proc.stderr
+    library.config["genreclass"].update(min_confidence=0.3, model=str(library.root / "nope.onnx"))
+    library.write_config()
+    proc = library.run("genreclass", check=False)
+    assert proc.returncode != 0 and "model file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_m4a_gets_mp4_genre_atom(tmp_path, tiny_model):
+    beets = Beets(tmp_path, tiny_model)
+    from audio_factory import tone, write_audio
+
+    path = write_audio(beets.music / "low.m4a", tone(200.0, 5.0), 44100)
+    imported(beets)
+    beets.run("genreclass")
+    assert mutagen.File(path).tags["\xa9gen"] == ["Low"]

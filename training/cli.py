@@ -1,0 +1,215 @@
+"""`genreclass-train`: fit, evaluate and export genre models.
+
+DATA is a folder (ROOT/<Genre>/files), gtzan:PATH, fma:AUDIO_DIR:TRACKS_CSV, or a manifest .csv.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import click
+import numpy as np
+
+from genre_model import FrontendConfig, ModelInfo
+from training.datasets import DatasetError, Track, load_data
+from training.features import FeatureCache, file_digest
+from training.splits import SplitLeakError, check_disjoint, group_holdout
+from training.windows import prepare
+
+
+def _load_all(specs: tuple[str, ...]) -> list[Track]:
+    tracks = []
+    for spec in specs:
+        try:
+            found = load_data(spec)
+        except DatasetError as exc:
+            raise click.UsageError(str(exc)) from None
+        click.echo(f"{spec}: {len(found)} tracks")
+        tracks += found
+    if not tracks:
+        raise click.UsageError("no labelled tracks in the given data")
+    return tracks
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Train, evaluate and export genre models for beets-genreclass.
+
+    DATA arguments: a folder laid out ROOT/<Genre>/<audio files>, gtzan:PATH (GTZAN, with its
+    fault-filtered lists when present), fma:AUDIO_DIR:TRACKS_CSV (FMA), or a manifest .csv with
+    columns path,label[,group][,split][,dataset].
+    """
+
+
+@main.command()
+@click.argument("data", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the run's outputs.")
+@click.option("--arch", type=click.Choice(["cnn", "crnn"]), default="cnn", show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), help="Checkpoint (.pt) to start from.")
+@click.option("--valid-fraction", type=click.FloatRange(0, 0.5), default=0.2, show_default=True,
+              help="Share of groups held out for validation when the data has no split; 0 trains on everything for --epochs.")  # fmt: skip
+@click.option("--min-tracks", type=click.IntRange(1), default=5, show_default=True, help="Fewest tracks a label may have.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes computing features.")
+@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Feature cache folder [OUT/../feature-cache].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT.")
+@click.option("--name", default="genreclass", show_default=True, help="Model name stored in the exported file.")
+def fit(data, out_dir, arch, epochs, device, init, valid_fraction, min_tracks, seed, workers, cache, resume, name) -> None:
+    """Train a model on DATA and export OUT/model.onnx.
+
+    Splits are made on tracks by group (artist, or the dataset's own split) before any window is
+    cut; a split with a group or a file on both sides is refused.
+    """
+    import torch
+
+    from training.evaluate import metrics_from_probs, plot_history, write_metrics
+    from training.export import export_onnx
+    from training.train import TrainConfig, load_checkpoint, track_probabilities
+    from training.train import fit as run_fit
+
+    started = time.time()
+    out = Path(out_dir)
+    tracks = _load_all(data)
+    counts = Counter(t.label for t in tracks)
+    rare = {label: n for label, n in counts.items() if n < min_tracks}
+    if rare:
+        listing = ", ".join(f"{label} ({n})" for label, n in sorted(rare.items()))
+        raise click.UsageError(f"labels with fewer than --min-tracks {min_tracks} tracks: {listing}; add tracks or remove them")
+    if len(counts) < 2:
+        raise click.UsageError(f"need at least two labels, found {sorted(counts)}")
+    labels = sorted(counts)
+    if valid_fraction > 0:
+        train_t, valid_t = group_holdout(tracks, valid_fraction, seed)
+    else:
+        train_t, valid_t = tracks, []
+    digests: dict[str, str] = {}
+    try:
+        check_disjoint(train_t, valid_t, lambda p: digests.setdefault(p, file_digest(p)))
+    except SplitLeakError as exc:
+        raise click.UsageError(f"refusing a leaky split: {exc}") from None
+    click.echo(f"labels: {', '.join(f'{label} {counts[label]}' for label in labels)}")
+    click.echo(f"split: {len(train_t)} train, {len(valid_t)} valid tracks")
+    fcache = FeatureCache(cache or out.parent / "feature-cache", FrontendConfig())
+    train_w, _ = prepare(train_t, labels, fcache, digests, workers, click.echo)
+    valid_w = prepare(valid_t, labels, fcache, digests, workers, click.echo)[0] if valid_t else None
+    config = TrainConfig(arch=arch, epochs=epochs, device=device, seed=seed)
+    init_state = load_checkpoint(init)[1]["state_dict"] if init else None
+    result = run_fit(train_w, valid_w, config, out, log=click.echo, init_state=init_state, resume=resume)
+    plot_history(result.history, out / "learning_curves.png")
+    device_t = next(result.model.parameters()).device
+    metrics: dict = {}
+    if valid_w is not None:
+        probs = track_probabilities(result.model, valid_w, device_t, config.eval_windows)
+        metrics = metrics_from_probs(probs, [t.label for t in valid_w.tracks], labels, [t.source for t in valid_w.tracks])
+        write_metrics(metrics, out, title=f"{arch}, validation")
+        click.echo(f"validation: track accuracy {metrics['track_accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+    source = valid_w if valid_w is not None else train_w
+    parity = np.concatenate([source.eval_windows(i, 2) for i in range(min(8, len(source)))])
+    with torch.no_grad():
+        torch.save({"windows": torch.from_numpy(parity)}, out / "parity_windows.pt")
+    info = ModelInfo(
+        name=name,
+        version=time.strftime("%Y%m%d-%H%M%S"),
+        labels=tuple(labels),
+        frontend=fcache.frontend,
+        training={
+            "arch": arch,
+            "epochs_run": len(result.history),
+            "best_epoch": result.best_epoch,
+            "n_train_tracks": len(train_w),
+            "n_valid_tracks": len(valid_w) if valid_w is not None else 0,
+            "label_counts": dict(counts),
+            "sources": sorted({t.source for t in tracks}),
+            "config": dataclasses.asdict(config),
+        },
+        metrics={k: metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks") if k in metrics},
+    )
+    parity_result = export_onnx(result.model, info, out / "model.onnx", parity)
+    summary = {"seconds": time.time() - started, "peak_rss_mb": _peak_rss_mb(), "parity": parity_result}
+    (out / "run.json").write_text(json.dumps(summary, indent=1))
+    click.echo(f"wrote {out / 'model.onnx'} ({summary['seconds']:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MB, parity {parity_result['max_abs_diff']:.1e})")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--max-windows", type=click.IntRange(0), default=8, show_default=True, help="Windows per track; 0 = all.")
+@click.option("--workers", default="auto", show_default=True, help="Decoding processes ('auto' = the cores).")
+def evaluate(model, data, out_dir, max_windows, workers) -> None:
+    """Evaluate an exported MODEL (.onnx) on DATA exactly as the plugin runs it.
+
+    Writes metrics.json (track/window/balanced accuracy, macro-F1, per class, per source,
+    confusion) and confusion.png to OUT. Tracks whose label the model does not know are skipped.
+    """
+    from genre_model import Classifier, classify_files
+    from training.evaluate import metrics_from_probs, write_metrics
+
+    tracks = _load_all(data)
+    clf = Classifier(model)
+    labels = list(clf.info.labels)
+    probs, kept, failed = {}, [], 0
+    for outcome in classify_files(clf, [t.path for t in tracks], max_windows or None, workers if workers == "auto" else int(workers)):
+        if outcome.error:
+            click.echo(f"skipped {outcome.error}", err=True)
+            failed += 1
+        else:
+            probs[outcome.index] = outcome.prediction.window_probs
+    kept = sorted(probs)
+    metrics = metrics_from_probs([probs[i] for i in kept], [tracks[i].label for i in kept], labels, [tracks[i].source for i in kept])
+    metrics["n_skipped"] += failed
+    write_metrics(metrics, out_dir, title=f"{clf.info.model_id}")
+    click.echo(json.dumps({k: metrics[k] for k in ("track_accuracy", "window_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "n_skipped")}, indent=1))
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--name", default="genreclass", show_default=True)
+@click.option("--version", "version", default=None, help="Version string [checkpoint's date].")
+def export(checkpoint, out_file, name, version) -> None:
+    """Export a training CHECKPOINT (best.pt) to a self-describing .onnx, checked against torch.
+
+    The parity check uses the real windows saved beside the checkpoint (parity_windows.pt).
+    """
+    import torch
+
+    from training.export import ExportError, export_onnx
+    from training.train import load_checkpoint
+
+    model, ck = load_checkpoint(checkpoint)
+    parity_file = Path(checkpoint).with_name("parity_windows.pt")
+    if not parity_file.exists():
+        raise click.UsageError(f"{parity_file} not found: the parity check needs the windows saved by 'fit'")
+    windows = torch.load(parity_file, weights_only=True)["windows"].numpy()
+    metrics_file = Path(checkpoint).with_name("metrics.json")
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    info = ModelInfo(
+        name=name,
+        version=version or time.strftime("%Y%m%d-%H%M%S", time.localtime(Path(checkpoint).stat().st_mtime)),
+        labels=tuple(ck["labels"]),
+        frontend=FrontendConfig.from_dict(ck["frontend"]),
+        training={**ck.get("training_data", {}), "arch": ck["model_config"]["arch"], "config": ck["train_config"]},
+        metrics={k: metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks") if k in metrics},
+    )
+    try:
+        result = export_onnx(model, info, out_file, windows)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out_file}: {info.model_id}, parity max abs diff {result['max_abs_diff']:.1e}")
+
+
+if __name__ == "__main__":
+    main()
