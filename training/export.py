@@ -8,6 +8,7 @@ windows and refuses the export above `PARITY_TOLERANCE`.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,14 @@ def export_onnx(
     fe: FrontendConfig = info.frontend
     dummy = torch.zeros(2, fe.n_mels, fe.n_frames)
     tmp = out_path.with_suffix(".tmp.onnx")
-    torch.onnx.export(
-        wrapped, (dummy,), str(tmp), input_names=["input"], output_names=["probabilities"],
-        dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=OPSET, dynamo=False,
-    )  # fmt: skip
+    # The TorchScript exporter handles the GRU with a dynamic batch axis in one pass; its
+    # deprecation warning is not the user's concern.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            wrapped, (dummy,), str(tmp), input_names=["input"], output_names=["probabilities"],
+            dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
     proto = onnx.load(str(tmp))
     onnx.checker.check_model(proto)
     del proto.metadata_props[:]

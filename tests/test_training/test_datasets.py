@@ -1,0 +1,101 @@
+"""Dataset loaders on small generated fixtures in each layout."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+from audio_factory import write_tone
+
+from training.datasets import DatasetError, load_beets, load_data, load_fma, load_folder, load_gtzan, load_manifest
+from training.labels import canonical_genre
+
+
+def test_folder_layout(genre_folder):
+    tracks = load_folder(genre_folder)
+    assert len(tracks) == 24
+    assert {t.label for t in tracks} == {"Tone", "Noise", "Clicks"}
+    assert len({t.group for t in tracks}) == 24
+    assert load_data(str(genre_folder)) == tracks
+
+
+def test_gtzan_layout_with_filtered_lists(tmp_path):
+    for genre in ("blues", "hiphop"):
+        (tmp_path / genre).mkdir()
+        for i in range(3):
+            write_tone(tmp_path / genre / f"{genre}.0000{i}.wav", 300, seconds=1.0)
+    (tmp_path / "train_filtered.txt").write_text("blues/blues.00000.wav\nhiphop/hiphop.00000.wav\nhiphop/hiphop.00001.wav\n")
+    (tmp_path / "valid_filtered.txt").write_text("blues/blues.00001.wav\n")
+    tracks = load_gtzan(tmp_path)
+    assert sorted((os.path.basename(t.path), t.label, t.split, t.group) for t in tracks) == [
+        ("blues.00000.wav", "Blues", "train", "gtzan-train"),
+        ("blues.00001.wav", "Blues", "valid", "gtzan-valid"),
+        ("hiphop.00000.wav", "Hip-Hop", "train", "gtzan-train"),
+        ("hiphop.00001.wav", "Hip-Hop", "train", "gtzan-train"),
+    ]
+    assert len(load_data(f"gtzan:{tmp_path}")) == 4
+
+
+def test_fma_tracks_csv_with_its_three_header_rows(tmp_path):
+    audio = tmp_path / "fma_small"
+    for tid in (2, 5, 140):
+        name = f"{tid:06d}"
+        (audio / name[:3]).mkdir(parents=True, exist_ok=True)
+        write_tone(audio / name[:3] / f"{name}.mp3", 440, seconds=1.0)
+    csv_path = tmp_path / "tracks.csv"
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["", "album", "artist", "set", "set", "track", "track"])
+        w.writerow(["", "id", "id", "split", "subset", "genre_top", "title"])
+        w.writerow(["track_id", "", "", "", "", "", ""])
+        w.writerow([2, 1, 10, "training", "small", "Hip-Hop", "a"])
+        w.writerow([3, 1, 10, "training", "small", "Hip-Hop", "no audio"])
+        w.writerow([5, 2, 11, "validation", "medium", "Rock", "b"])
+        w.writerow([140, 3, 12, "test", "small", "", "no top genre"])
+    tracks = load_fma(audio, csv_path)
+    assert [(os.path.basename(t.path), t.label, t.split, t.group) for t in tracks] == [
+        ("000002.mp3", "Hip-Hop", "train", "fma-artist-10"),
+        ("000005.mp3", "Rock", "valid", "fma-artist-11"),
+    ]
+    assert len(load_fma(audio, csv_path, subset="small")) == 1
+    assert len(load_data(f"fma:{audio}:{csv_path}")) == 2
+    with pytest.raises(DatasetError, match="tracks.csv not found"):
+        load_fma(audio, tmp_path / "nope.csv")
+
+
+def test_manifest_paths_are_relative_to_the_csv(tmp_path):
+    (tmp_path / "a").mkdir()
+    write_tone(tmp_path / "a" / "x.flac", 440, seconds=1.0)
+    (tmp_path / "m.csv").write_text("path,label,group,split,dataset\na/x.flac,hip hop,artist1,train,mine\n")
+    (t,) = load_manifest(tmp_path / "m.csv")
+    assert (t.path, t.label, t.group, t.split, t.source) == (str(tmp_path / "a" / "x.flac"), "Hip-Hop", "artist1", "train", "mine")
+    (tmp_path / "bad.csv").write_text("file,genre\n")
+    with pytest.raises(DatasetError, match="path,label"):
+        load_manifest(tmp_path / "bad.csv")
+
+
+def test_beets_library_items_with_genres(tmp_path):
+    from beets.library import Item, Library
+
+    lib = Library(str(tmp_path / "lib.db"), str(tmp_path))
+    for i, (genres, artist) in enumerate([(["rap"], "A"), (["Rock", "Pop"], "B"), ([], "C")]):
+        path = write_tone(tmp_path / f"t{i}.mp3", 300, seconds=1.0)
+        item = Item.from_path(str(path))
+        item.genres, item.albumartist = genres, artist
+        lib.add(item)
+    tracks = load_beets(lib)
+    assert sorted((t.label, t.group) for t in tracks) == [("Hip-Hop", "artist-A"), ("Rock", "artist-B")]
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [("hip hop", "Hip-Hop"), ("HipHop", "Hip-Hop"), ("Rap", "Hip-Hop"), ("rock", "Rock"), ("R&B", "R&B"), ("post-rock", "Post-Rock")],
+)
+def test_canonical_genre(raw, expected):
+    assert canonical_genre(raw) == expected
+
+
+def test_canonical_genre_vocabulary_and_aliases():
+    assert canonical_genre("ELECTRONIC", vocabulary=["Electronic"]) == "Electronic"
+    assert canonical_genre("synthwave", aliases={"Synth Wave": "Electronic"}) == "Electronic"
