@@ -58,7 +58,7 @@ class GenreClassPlugin(BeetsPlugin):
                     vote=self.config["vote"].as_choice(VOTES),
                     batch_size=self._positive_int("batch_size"),
                 )
-                self._classifier.info  # load now: a bad model stops the run before any file is touched
+                _ = self._classifier.info  # load now: a bad model stops the run before any file is touched
             except ModelError as exc:
                 raise ui.UserError(f"genreclass: {exc}") from None
         return self._classifier
@@ -110,7 +110,9 @@ class GenreClassPlugin(BeetsPlugin):
         self.classify(lib.items(args), write=ui.should_write(opts.write), force=force, pretend=opts.pretend)
 
     def imported(self, session, task) -> None:
-        self.classify(task.imported_items(), write=ui.should_write(), force=self.config["force"].get(bool), pretend=False)
+        self.classify(
+            task.imported_items(), write=ui.should_write(), force=self.config["force"].get(bool), pretend=False
+        )
 
     # -- the worker -----------------------------------------------------------------------
 
@@ -159,7 +161,9 @@ class GenreClassPlugin(BeetsPlugin):
             return "already has genres"
         return None
 
-    def _apply(self, item: Item, outcome: Outcome, model_id: str, settings: dict, write: bool, pretend: bool) -> tuple[str, str]:
+    def _apply(
+        self, item: Item, outcome: Outcome, model_id: str, settings: dict, write: bool, pretend: bool
+    ) -> tuple[str, str]:
         """Set one item's genres from its outcome; returns (summary key, failure message)."""
         if outcome.error is not None:
             self._log.error("{}: {}", item.filepath, outcome.error.reason)
@@ -168,10 +172,12 @@ class GenreClassPlugin(BeetsPlugin):
         genres = prediction.selected(settings["count"], settings["min_confidence"])
         ranked = ", ".join(f"{label} {p:.2f}" for label, p in prediction.genres[: max(3, settings["count"])])
         if not genres:
-            self._log.info("{}: no genre reaches min_confidence {} ({})", item, settings["min_confidence"], ranked)
+            self._log.info(
+                "{}: no genre reaches min_confidence {} ({})", item.filepath, settings["min_confidence"], ranked
+            )
             return "uncertain", ""
         changed = list(item.get("genres") or []) != genres
-        self._log.info("{}{}: {} ({})", "[pretend] " if pretend else "", item, "; ".join(genres), ranked)
+        self._log.info("{}{}: {} ({})", "[pretend] " if pretend else "", item.filepath, "; ".join(genres), ranked)
         if pretend:
             return ("classified" if changed else "unchanged"), ""
         item.genres = genres

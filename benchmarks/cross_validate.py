@@ -77,7 +77,9 @@ def main() -> None:
     timings: dict[str, list[float]] = defaultdict(list)
     curves: dict[str, list] = defaultdict(list)
     for f in range(args.folds):
-        train_idx = [i for i, fold in enumerate(folds) if fold is None or (fold != f and tracks[i].group != "gtzan-valid")]
+        train_idx = [
+            i for i, fold in enumerate(folds) if fold is None or (fold != f and tracks[i].group != "gtzan-valid")
+        ]
         valid_idx = [i for i, fold in enumerate(folds) if fold == f]
         train_t, valid_t = [tracks[i] for i in train_idx], [tracks[i] for i in valid_idx]
         check_disjoint(train_t, valid_t, lambda p: digests.get(p) or file_digest(p))
@@ -110,7 +112,9 @@ def main() -> None:
     report = {"folds": args.folds, "epochs": args.epochs, "config": dataclasses.asdict(TrainConfig()), "methods": {}}
     for m in methods:
         idx = sorted(preds[m])
-        metrics = metrics_from_probs([preds[m][i] for i in idx], [tracks[i].label for i in idx], labels, [tracks[i].source for i in idx])
+        metrics = metrics_from_probs(
+            [preds[m][i] for i in idx], [tracks[i].label for i in idx], labels, [tracks[i].source for i in idx]
+        )
         metrics["fit_seconds_per_fold"] = float(np.mean(timings[m]))
         write_metrics(metrics, out / m, title=f"{m}: {args.folds}-fold group CV")
         report["methods"][m] = metrics

@@ -132,9 +132,9 @@ def log_mel(samples: np.ndarray, config: FrontendConfig) -> np.ndarray:
     if n_frames == 0:
         raise ValueError(f"{n_samples} samples hold no STFT frame of {config.n_fft}")
     # (..., n_frames, n_fft) view of overlapping frames, no copy.
-    frames = np.lib.stride_tricks.sliding_window_view(samples, config.n_fft, axis=-1)[
-        ..., :: config.hop_length, :
-    ][..., :n_frames, :]
+    frames = np.lib.stride_tricks.sliding_window_view(samples, config.n_fft, axis=-1)[..., :: config.hop_length, :][
+        ..., :n_frames, :
+    ]
     spectrum = np.fft.rfft(frames * _hann(config.n_fft), axis=-1)
     power = spectrum.real**2 + spectrum.imag**2  # (..., n_frames, n_fft//2+1)
     mel = np.matmul(power.astype(np.float32), mel_filterbank(config).T)  # (..., n_frames, n_mels)

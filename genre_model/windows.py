@@ -66,8 +66,6 @@ def decode_windows(
     return windows
 
 
-def track_features(
-    path: str | os.PathLike[str], frontend: FrontendConfig, max_windows: int | None
-) -> np.ndarray:
+def track_features(path: str | os.PathLike[str], frontend: FrontendConfig, max_windows: int | None) -> np.ndarray:
     """Log-mel windows of one file, shape (n_windows, n_mels, n_frames), float32 dB."""
     return log_mel(decode_windows(path, frontend, max_windows), frontend)

@@ -36,7 +36,9 @@ def write_audio(path: Path, audio: np.ndarray, sr: int = 44100) -> Path:
             raise RuntimeError("ffmpeg needed for m4a")
         wav = path.with_suffix(".src.wav")
         soundfile.write(wav, audio, sr)
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "aac", "-b:a", "96k", str(path)], check=True)
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "aac", "-b:a", "96k", str(path)], check=True
+        )
         wav.unlink()
         return path
     fmt, subtype = FORMATS[ext]

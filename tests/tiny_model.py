@@ -44,7 +44,10 @@ def build_tiny_model(
         "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", frontend.n_mels, frontend.n_frames])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n_out])],
-        initializer=[numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.array([2], dtype=np.int64), "axes")],
+        initializer=[
+            numpy_helper.from_array(weights, "w"),
+            numpy_helper.from_array(np.array([2], dtype=np.int64), "axes"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9

@@ -27,7 +27,9 @@ class AugmentConfig:
     mixup_alpha: float = 0.3
 
 
-def augment(x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg: AugmentConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg: AugmentConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a batch: x (batch, n_mels, n_frames) dB, y (batch,) int targets.
 
     returns: augmented x, and soft targets (batch, n_labels) that sum to one.
@@ -42,7 +44,10 @@ def augment(x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg: AugmentConfig,
     x = x + (uniform(b, 1, 1) * 2 - 1) * cfg.gain_db + (uniform(b, 1, 1) * 2 - 1) * cfg.tilt_db * ramp[None, :, None]
     # Masked cells take each example's mean level, not zero dB (which would be loud).
     fill = x.mean(dim=(1, 2), keepdim=True).expand_as(x)
-    for count, max_width, size, axis in ((cfg.freq_masks, cfg.max_freq_mask, n_mels, 1), (cfg.time_masks, cfg.max_time_mask, n_frames, 2)):
+    for count, max_width, size, axis in (
+        (cfg.freq_masks, cfg.max_freq_mask, n_mels, 1),
+        (cfg.time_masks, cfg.max_time_mask, n_frames, 2),
+    ):
         for _ in range(count):
             width = (uniform(b) * (max_width + 1)).long()
             start = (uniform(b) * (size - width + 1).float()).long()

@@ -60,13 +60,19 @@ def main() -> None:
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), help="Checkpoint (.pt) to start from.")
 @click.option("--valid-fraction", type=click.FloatRange(0, 0.5), default=0.2, show_default=True,
               help="Share of groups held out for validation when the data has no split; 0 trains on everything for --epochs.")  # fmt: skip
-@click.option("--min-tracks", type=click.IntRange(1), default=5, show_default=True, help="Fewest tracks a label may have.")
+@click.option(
+    "--min-tracks", type=click.IntRange(1), default=5, show_default=True, help="Fewest tracks a label may have."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes computing features.")
-@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Feature cache folder [OUT/../feature-cache].")
+@click.option(
+    "--cache", type=click.Path(file_okay=False), default=None, help="Feature cache folder [OUT/../feature-cache]."
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT.")
 @click.option("--name", default="genreclass", show_default=True, help="Model name stored in the exported file.")
-def fit(data, out_dir, arch, epochs, device, init, valid_fraction, min_tracks, seed, workers, cache, resume, name) -> None:
+def fit(
+    data, out_dir, arch, epochs, device, init, valid_fraction, min_tracks, seed, workers, cache, resume, name
+) -> None:
     """Train a model on DATA and export OUT/model.onnx.
 
     Splits are made on tracks by group (artist, or the dataset's own split) before any window is
@@ -86,7 +92,9 @@ def fit(data, out_dir, arch, epochs, device, init, valid_fraction, min_tracks, s
     rare = {label: n for label, n in counts.items() if n < min_tracks}
     if rare:
         listing = ", ".join(f"{label} ({n})" for label, n in sorted(rare.items()))
-        raise click.UsageError(f"labels with fewer than --min-tracks {min_tracks} tracks: {listing}; add tracks or remove them")
+        raise click.UsageError(
+            f"labels with fewer than --min-tracks {min_tracks} tracks: {listing}; add tracks or remove them"
+        )
     if len(counts) < 2:
         raise click.UsageError(f"need at least two labels, found {sorted(counts)}")
     labels = sorted(counts)
@@ -112,9 +120,13 @@ def fit(data, out_dir, arch, epochs, device, init, valid_fraction, min_tracks, s
     metrics: dict = {}
     if valid_w is not None:
         probs = track_probabilities(result.model, valid_w, device_t, config.eval_windows)
-        metrics = metrics_from_probs(probs, [t.label for t in valid_w.tracks], labels, [t.source for t in valid_w.tracks])
+        metrics = metrics_from_probs(
+            probs, [t.label for t in valid_w.tracks], labels, [t.source for t in valid_w.tracks]
+        )
         write_metrics(metrics, out, title=f"{arch}, validation")
-        click.echo(f"validation: track accuracy {metrics['track_accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}")
+        click.echo(
+            f"validation: track accuracy {metrics['track_accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}"
+        )
     source = valid_w if valid_w is not None else train_w
     parity = np.concatenate([source.eval_windows(i, 2) for i in range(min(8, len(source)))])
     with torch.no_grad():
@@ -134,12 +146,16 @@ def fit(data, out_dir, arch, epochs, device, init, valid_fraction, min_tracks, s
             "sources": sorted({t.source for t in tracks}),
             "config": dataclasses.asdict(config),
         },
-        metrics={k: metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks") if k in metrics},
+        metrics={
+            k: metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks") if k in metrics
+        },
     )
     parity_result = export_onnx(result.model, info, out / "model.onnx", parity)
     summary = {"seconds": time.time() - started, "peak_rss_mb": _peak_rss_mb(), "parity": parity_result}
     (out / "run.json").write_text(json.dumps(summary, indent=1))
-    click.echo(f"wrote {out / 'model.onnx'} ({summary['seconds']:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MB, parity {parity_result['max_abs_diff']:.1e})")
+    click.echo(
+        f"wrote {out / 'model.onnx'} ({summary['seconds']:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MB, parity {parity_result['max_abs_diff']:.1e})"
+    )
 
 
 @main.command()
@@ -161,17 +177,29 @@ def evaluate(model, data, out_dir, max_windows, workers) -> None:
     clf = Classifier(model)
     labels = list(clf.info.labels)
     probs, kept, failed = {}, [], 0
-    for outcome in classify_files(clf, [t.path for t in tracks], max_windows or None, workers if workers == "auto" else int(workers)):
+    for outcome in classify_files(
+        clf, [t.path for t in tracks], max_windows or None, workers if workers == "auto" else int(workers)
+    ):
         if outcome.error:
             click.echo(f"skipped {outcome.error}", err=True)
             failed += 1
         else:
             probs[outcome.index] = outcome.prediction.window_probs
     kept = sorted(probs)
-    metrics = metrics_from_probs([probs[i] for i in kept], [tracks[i].label for i in kept], labels, [tracks[i].source for i in kept])
+    metrics = metrics_from_probs(
+        [probs[i] for i in kept], [tracks[i].label for i in kept], labels, [tracks[i].source for i in kept]
+    )
     metrics["n_skipped"] += failed
     write_metrics(metrics, out_dir, title=f"{clf.info.model_id}")
-    click.echo(json.dumps({k: metrics[k] for k in ("track_accuracy", "window_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "n_skipped")}, indent=1))
+    click.echo(
+        json.dumps(
+            {
+                k: metrics[k]
+                for k in ("track_accuracy", "window_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "n_skipped")
+            },
+            indent=1,
+        )
+    )
 
 
 @main.command()
@@ -202,7 +230,9 @@ def export(checkpoint, out_file, name, version) -> None:
         labels=tuple(ck["labels"]),
         frontend=FrontendConfig.from_dict(ck["frontend"]),
         training={**ck.get("training_data", {}), "arch": ck["model_config"]["arch"], "config": ck["train_config"]},
-        metrics={k: metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks") if k in metrics},
+        metrics={
+            k: metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks") if k in metrics
+        },
     )
     try:
         result = export_onnx(model, info, out_file, windows)

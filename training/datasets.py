@@ -95,7 +95,9 @@ def _fma_columns(reader) -> list[str]:
     return names
 
 
-def load_fma(audio_dir: str | os.PathLike[str], tracks_csv: str | os.PathLike[str], subset: str | None = None) -> list[Track]:
+def load_fma(
+    audio_dir: str | os.PathLike[str], tracks_csv: str | os.PathLike[str], subset: str | None = None
+) -> list[Track]:
     """FMA: ``fma_metadata/tracks.csv`` + ``AUDIO_DIR/000/000002.mp3``.
 
     Label: ``track.genre_top`` (rows without one are skipped); split: ``set.split``
@@ -119,13 +121,19 @@ def load_fma(audio_dir: str | os.PathLike[str], tracks_csv: str | os.PathLike[st
             genre = row[cols["track.genre_top"]]
             if not genre:
                 continue
-            if subset and row[cols["set.subset"]] in order and order.index(row[cols["set.subset"]]) > order.index(subset):
+            if (
+                subset
+                and row[cols["set.subset"]] in order
+                and order.index(row[cols["set.subset"]]) > order.index(subset)
+            ):
                 continue
             tid = f"{int(row[cols['track_id']]):06d}"
             path = audio_dir / tid[:3] / f"{tid}.mp3"
             if path.is_file():
                 split = split_names.get(row[cols["set.split"]], "")
-                tracks.append(Track(str(path), canonical_genre(genre), f"fma-artist-{row[cols['artist.id']]}", "fma", split))
+                tracks.append(
+                    Track(str(path), canonical_genre(genre), f"fma-artist-{row[cols['artist.id']]}", "fma", split)
+                )
     if not tracks:
         raise DatasetError(f"no FMA track with a top genre has its audio under {audio_dir}")
     return tracks

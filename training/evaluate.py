@@ -81,7 +81,9 @@ def metrics_from_probs(
         for source in sorted(set(sources)):
             pick = [i for i in known if sources[i] == source]
             sub = metrics_from_probs([track_probs[i] for i in pick], [true[i] for i in pick], labels)
-            result["per_source"][source] = {k: sub[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks")}
+            result["per_source"][source] = {
+                k: sub[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks")
+            }
     return result
 
 

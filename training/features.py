@@ -87,12 +87,16 @@ class FeatureCache:
 
         Returns {path: reason} for files that could not be decoded; the rest are cached.
         """
-        todo = [(p, str(self.path_for(d)), self.frontend) for p, d in zip(paths, digests) if not self.path_for(d).exists()]
+        todo = [
+            (p, str(self.path_for(d)), self.frontend) for p, d in zip(paths, digests) if not self.path_for(d).exists()
+        ]
         failures: dict[str, str] = {}
         if not todo:
             return failures
         if workers > 1:
-            ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
+            ctx = multiprocessing.get_context(
+                "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            )
             with ctx.Pool(workers) as pool:
                 results = pool.imap_unordered(_job, todo, chunksize=4)
                 failures = self._collect(results, len(todo), progress)

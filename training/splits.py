@@ -50,10 +50,10 @@ def group_kfold(tracks: Sequence[Track], k: int, seed: int = 0) -> list[int]:
     for g in groups:
         labels = Counter(tracks[i].label for i in by_group[g])
 
-        def cost(f: int) -> tuple[float, int]:
-            return (sum(fold_labels[f][lab] * n for lab, n in labels.items()), fold_size[f])
-
-        best = min(range(k), key=cost)
+        best = min(
+            range(k),
+            key=lambda f, labels=labels: (sum(fold_labels[f][lab] * n for lab, n in labels.items()), fold_size[f]),
+        )
         for i in by_group[g]:
             assignment[i] = best
         fold_labels[best].update(labels)
@@ -61,7 +61,9 @@ def group_kfold(tracks: Sequence[Track], k: int, seed: int = 0) -> list[int]:
     return assignment
 
 
-def group_holdout(tracks: Sequence[Track], valid_fraction: float = 0.2, seed: int = 0) -> tuple[list[Track], list[Track]]:
+def group_holdout(
+    tracks: Sequence[Track], valid_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[Track], list[Track]]:
     """Train/valid tracks: a dataset's own split where every track has one, else group folds.
 
     With a given split, 'valid' (or 'test' where no 'valid' exists) is held out. Otherwise

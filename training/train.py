@@ -82,11 +82,16 @@ def resolve_device(device: str) -> torch.device:
 def predict_windows(model: torch.nn.Module, windows: np.ndarray, device: torch.device, batch: int = 256) -> np.ndarray:
     """Softmax probabilities for windows (n, n_mels, n_frames) -> (n, n_labels), numpy."""
     model.eval()
-    out = [F.softmax(model(torch.from_numpy(windows[i : i + batch]).to(device)), dim=1).cpu().numpy() for i in range(0, len(windows), batch)]
+    out = [
+        F.softmax(model(torch.from_numpy(windows[i : i + batch]).to(device)), dim=1).cpu().numpy()
+        for i in range(0, len(windows), batch)
+    ]
     return np.concatenate(out)
 
 
-def track_probabilities(model: torch.nn.Module, data: TrackWindows, device: torch.device, max_windows: int) -> list[np.ndarray]:
+def track_probabilities(
+    model: torch.nn.Module, data: TrackWindows, device: torch.device, max_windows: int
+) -> list[np.ndarray]:
     """Per-track window probabilities, each (n_windows, n_labels), windows placed as inference does."""
     windows = [data.eval_windows(i, max_windows) for i in range(len(data))]
     probs = predict_windows(model, np.concatenate(windows), device)
@@ -123,12 +128,18 @@ def fit(
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     model_cfg = dataclasses.replace(
-        config.model, arch=config.arch, n_mels=train.frontend.n_mels, n_frames=train.frontend.n_frames, n_labels=len(train.labels)
+        config.model,
+        arch=config.arch,
+        n_mels=train.frontend.n_mels,
+        n_frames=train.frontend.n_frames,
+        n_labels=len(train.labels),
     )
     model = build_model(model_cfg).to(device)
     if init_state is not None:
         own = model.state_dict()
-        model.load_state_dict({k: v for k, v in init_state.items() if k in own and own[k].shape == v.shape}, strict=False)
+        model.load_state_dict(
+            {k: v for k, v in init_state.items() if k in own and own[k].shape == v.shape}, strict=False
+        )
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train) * config.windows_per_track // config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -147,14 +158,19 @@ def fit(
             opt.load_state_dict(ck["optimizer"])
             history, first_epoch = ck["history"], ck["epoch"] + 1
             best = (ck["best_accuracy"], ck["best_epoch"], ck["best_state"])
-            rng, gen = np.random.default_rng([config.seed, first_epoch]), torch.Generator().manual_seed(config.seed + first_epoch)
+            rng, gen = (
+                np.random.default_rng([config.seed, first_epoch]),
+                torch.Generator().manual_seed(config.seed + first_epoch),
+            )
             log(f"resuming after epoch {ck['epoch']}")
     for epoch in range(first_epoch, config.epochs + 1):
         model.train()
         losses = []
         for step in range(steps_per_epoch):
             for group in opt.param_groups:
-                group["lr"] = lr_at((epoch - 1) * steps_per_epoch + step, total, config.lr, int(config.warmup_epochs * steps_per_epoch))
+                group["lr"] = lr_at(
+                    (epoch - 1) * steps_per_epoch + step, total, config.lr, int(config.warmup_epochs * steps_per_epoch)
+                )
             idx = train.balanced_indices(config.batch_size, rng)
             x = torch.from_numpy(train.random_crops(idx, rng)).to(device)
             y = torch.from_numpy(train.targets[idx]).to(device)
@@ -165,24 +181,51 @@ def fit(
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"], "seconds": time.time() - start_time}
+        record = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": time.time() - start_time,
+        }
         if valid is not None and len(valid):
             probs = track_probabilities(model, valid, device, config.eval_windows)
-            record["valid_track_accuracy"] = float(np.mean([p.mean(0).argmax() == t for p, t in zip(probs, valid.targets)]))
-            record["valid_window_accuracy"] = float(np.mean(np.concatenate([p.argmax(1) == t for p, t in zip(probs, valid.targets)])))
+            record["valid_track_accuracy"] = float(
+                np.mean([p.mean(0).argmax() == t for p, t in zip(probs, valid.targets)])
+            )
+            record["valid_window_accuracy"] = float(
+                np.mean(np.concatenate([p.argmax(1) == t for p, t in zip(probs, valid.targets)]))
+            )
             record["valid_loss"] = float(np.mean([-np.log(p.mean(0)[t] + 1e-9) for p, t in zip(probs, valid.targets)]))
             if record["valid_track_accuracy"] > best[0] or not config.keep_best:
                 best = (record["valid_track_accuracy"], epoch, copy.deepcopy(model.state_dict()))
         else:
             best = (0.0, epoch, copy.deepcopy(model.state_dict()))
         history.append(record)
-        log("epoch {epoch:3d}  loss {train_loss:.3f}".format(**record) + "".join(
-            f"  {k.replace('_', ' ')} {record[k]:.3f}" for k in ("valid_loss", "valid_track_accuracy", "valid_window_accuracy") if k in record
-        ) + f"  ({record['seconds']:.0f} s)")
+        log(
+            "epoch {epoch:3d}  loss {train_loss:.3f}".format(**record)
+            + "".join(
+                f"  {k.replace('_', ' ')} {record[k]:.3f}"
+                for k in ("valid_loss", "valid_track_accuracy", "valid_window_accuracy")
+                if k in record
+            )
+            + f"  ({record['seconds']:.0f} s)"
+        )
         if out:
-            save_checkpoint(out / "last.pt", model, model_cfg, config, train, history, extra={
-                "optimizer": opt.state_dict(), "epoch": epoch, "best_accuracy": best[0], "best_epoch": best[1], "best_state": best[2],
-            })
+            save_checkpoint(
+                out / "last.pt",
+                model,
+                model_cfg,
+                config,
+                train,
+                history,
+                extra={
+                    "optimizer": opt.state_dict(),
+                    "epoch": epoch,
+                    "best_accuracy": best[0],
+                    "best_epoch": best[1],
+                    "best_state": best[2],
+                },
+            )
         if valid is not None and config.keep_best and config.patience and epoch - best[1] >= config.patience:
             log(f"stopping: no better validation track accuracy for {config.patience} epochs")
             break
@@ -193,8 +236,15 @@ def fit(
     return FitResult(model, history, best[1], time.time() - start_time)
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, model_cfg: ModelConfig, config: TrainConfig, data: TrackWindows,
-                    history: list[dict[str, float]], extra: dict[str, Any] | None = None) -> None:
+def save_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    model_cfg: ModelConfig,
+    config: TrainConfig,
+    data: TrackWindows,
+    history: list[dict[str, float]],
+    extra: dict[str, Any] | None = None,
+) -> None:
     """A checkpoint that rebuilds the model without code defaults: config, labels, front end, weights."""
     ck = {
         "model_config": model_cfg.to_dict(),

@@ -22,7 +22,9 @@ class TrackWindows:
     tracks: the tracks (all decodable and cached); labels: the model's label order.
     """
 
-    def __init__(self, tracks: Sequence[Track], digests: Sequence[str], cache: FeatureCache, labels: Sequence[str]) -> None:
+    def __init__(
+        self, tracks: Sequence[Track], digests: Sequence[str], cache: FeatureCache, labels: Sequence[str]
+    ) -> None:
         self.tracks = list(tracks)
         self.labels = list(labels)
         self.frontend: FrontendConfig = cache.frontend
@@ -68,7 +70,12 @@ class TrackWindows:
 
 
 def prepare(
-    tracks: Sequence[Track], labels: Sequence[str], cache: FeatureCache, digests: dict[str, str], workers: int = 1, log=print
+    tracks: Sequence[Track],
+    labels: Sequence[str],
+    cache: FeatureCache,
+    digests: dict[str, str],
+    workers: int = 1,
+    log=print,
 ) -> tuple[TrackWindows, dict[str, str]]:
     """Cache the features of `tracks` and wrap the decodable ones in `TrackWindows`.
 

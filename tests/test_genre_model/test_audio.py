@@ -83,7 +83,12 @@ def test_errors_name_the_file_and_the_cause(tmp_path):
     junk.write_bytes(os.urandom(5000))
     silent = tmp_path / "silent.wav"
     soundfile.write(silent, np.zeros(5 * 44100, dtype=np.float32), 44100)
-    cases = {tmp_path / "missing.flac": "cannot read", empty: "empty", junk: "not a readable audio file", silent: "silence"}
+    cases = {
+        tmp_path / "missing.flac": "cannot read",
+        empty: "empty",
+        junk: "not a readable audio file",
+        silent: "silence",
+    }
     for path, reason in cases.items():
         with pytest.raises(AudioDecodeError, match=reason) as info:
             decode_windows(path, FE, max_windows=8)

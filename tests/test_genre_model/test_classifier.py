@@ -75,6 +75,6 @@ def test_model_errors(tmp_path):
     for message, path in cases.items():
         clf = Classifier(path)  # lazy: nothing is read yet
         with pytest.raises(ModelError, match=message):
-            clf.info
+            _ = clf.info
     with pytest.raises(ModelError, match="device"):
         Classifier(device="tpu")

@@ -13,7 +13,9 @@ PARAMS = [
     FrontendConfig(),
     FrontendConfig(sample_rate=22050, n_fft=2048, hop_length=512, n_mels=128, fmin=20.0, fmax=11025.0),
     FrontendConfig(sample_rate=16000, n_fft=512, hop_length=160, n_mels=40, fmin=50.0, fmax=7600.0, window_seconds=1.0),
-    FrontendConfig(sample_rate=44100, n_fft=4096, hop_length=1024, n_mels=96, fmin=0.0, fmax=16000.0, window_seconds=2.0),
+    FrontendConfig(
+        sample_rate=44100, n_fft=4096, hop_length=1024, n_mels=96, fmin=0.0, fmax=16000.0, window_seconds=2.0
+    ),
 ]
 
 
@@ -44,7 +46,9 @@ def test_matches_librosa(config):
 
 @pytest.mark.parametrize("config", PARAMS[:2])
 def test_filterbank_matches_librosa(config):
-    ref = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax)
+    ref = librosa.filters.mel(
+        sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax
+    )
     np.testing.assert_allclose(mel_filterbank(config), ref, rtol=1e-4, atol=1e-7)
 
 

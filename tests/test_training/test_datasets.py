@@ -25,7 +25,9 @@ def test_gtzan_layout_with_filtered_lists(tmp_path):
         (tmp_path / genre).mkdir()
         for i in range(3):
             write_tone(tmp_path / genre / f"{genre}.0000{i}.wav", 300, seconds=1.0)
-    (tmp_path / "train_filtered.txt").write_text("blues/blues.00000.wav\nhiphop/hiphop.00000.wav\nhiphop/hiphop.00001.wav\n")
+    (tmp_path / "train_filtered.txt").write_text(
+        "blues/blues.00000.wav\nhiphop/hiphop.00000.wav\nhiphop/hiphop.00001.wav\n"
+    )
     (tmp_path / "valid_filtered.txt").write_text("blues/blues.00001.wav\n")
     tracks = load_gtzan(tmp_path)
     assert sorted((os.path.basename(t.path), t.label, t.split, t.group) for t in tracks) == [
@@ -69,7 +71,13 @@ def test_manifest_paths_are_relative_to_the_csv(tmp_path):
     write_tone(tmp_path / "a" / "x.flac", 440, seconds=1.0)
     (tmp_path / "m.csv").write_text("path,label,group,split,dataset\na/x.flac,hip hop,artist1,train,mine\n")
     (t,) = load_manifest(tmp_path / "m.csv")
-    assert (t.path, t.label, t.group, t.split, t.source) == (str(tmp_path / "a" / "x.flac"), "Hip-Hop", "artist1", "train", "mine")
+    assert (t.path, t.label, t.group, t.split, t.source) == (
+        str(tmp_path / "a" / "x.flac"),
+        "Hip-Hop",
+        "artist1",
+        "train",
+        "mine",
+    )
     (tmp_path / "bad.csv").write_text("file,genre\n")
     with pytest.raises(DatasetError, match="path,label"):
         load_manifest(tmp_path / "bad.csv")
@@ -90,7 +98,14 @@ def test_beets_library_items_with_genres(tmp_path):
 
 @pytest.mark.parametrize(
     "raw, expected",
-    [("hip hop", "Hip-Hop"), ("HipHop", "Hip-Hop"), ("Rap", "Hip-Hop"), ("rock", "Rock"), ("R&B", "R&B"), ("post-rock", "Post-Rock")],
+    [
+        ("hip hop", "Hip-Hop"),
+        ("HipHop", "Hip-Hop"),
+        ("Rap", "Hip-Hop"),
+        ("rock", "Rock"),
+        ("R&B", "R&B"),
+        ("post-rock", "Post-Rock"),
+    ],
 )
 def test_canonical_genre(raw, expected):
     assert canonical_genre(raw) == expected

@@ -12,7 +12,11 @@ from training.splits import SplitLeakError, check_disjoint, group_holdout, group
 
 
 def make_tracks(n_groups: int = 12, per_group: int = 3) -> list[Track]:
-    return [Track(f"/x/{g}-{i}.mp3", ["A", "B", "C"][g % 3], f"artist{g}", "s") for g in range(n_groups) for i in range(per_group)]
+    return [
+        Track(f"/x/{g}-{i}.mp3", ["A", "B", "C"][g % 3], f"artist{g}", "s")
+        for g in range(n_groups)
+        for i in range(per_group)
+    ]
 
 
 def test_group_kfold_keeps_groups_whole_and_spreads_labels():

@@ -99,7 +99,9 @@ def test_cli_fit_evaluate_export(genre_folder, tmp_path):
     assert res.exit_code == 0, res.output
     assert (out / "model.onnx").exists() and (out / "metrics.json").exists() and (out / "learning_curves.png").exists()
     assert Classifier(out / "model.onnx").info.labels == ("Clicks", "Noise", "Tone")
-    res = runner.invoke(cli, ["evaluate", str(out / "model.onnx"), str(genre_folder), "--out", str(tmp_path / "ev"), "--workers", "0"])
+    res = runner.invoke(
+        cli, ["evaluate", str(out / "model.onnx"), str(genre_folder), "--out", str(tmp_path / "ev"), "--workers", "0"]
+    )
     assert res.exit_code == 0, res.output
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["n_tracks"] == 24 and set(metrics) >= {"track_accuracy", "per_class", "confusion", "macro_f1"}
