@@ -70,8 +70,10 @@ def main() -> None:
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT.")
 @click.option("--name", default="genreclass", show_default=True, help="Model name stored in the exported file.")
+@click.option("--cv-report", type=click.Path(exists=True, dir_okay=False),
+              help="cv_report.json of benchmarks/cross_validate.py: its figures for --arch become the model's metrics.")  # fmt: skip
 def fit(
-    data, out_dir, arch, epochs, device, init, valid_fraction, min_tracks, seed, workers, cache, resume, name
+    data, out_dir, arch, epochs, device, init, valid_fraction, min_tracks, seed, workers, cache, resume, name, cv_report
 ) -> None:
     """Train a model on DATA and export OUT/model.onnx.
 
@@ -127,6 +129,13 @@ def fit(
         click.echo(
             f"validation: track accuracy {metrics['track_accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}"
         )
+    if cv_report:
+        report = json.loads(Path(cv_report).read_text())
+        if arch not in report.get("methods", {}):
+            raise click.UsageError(f"{cv_report} has no results for --arch {arch}")
+        cv = report["methods"][arch]
+        metrics = {"protocol": f"{report['folds']}-fold group cross-validation, {report['epochs']} epochs"}
+        metrics |= {k: cv[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "per_source")}
     source = valid_w if valid_w is not None else train_w
     parity = np.concatenate([source.eval_windows(i, 2) for i in range(min(8, len(source)))])
     with torch.no_grad():
