@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--archs", default="cnn,crnn")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--class-balance", type=float, default=1.0, help="see TrainConfig.class_balance")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
 
@@ -102,7 +103,14 @@ def main() -> None:
         timings["baseline"].append(time.time() - t0)
 
         for arch in methods[1:]:
-            cfg = TrainConfig(arch=arch, epochs=args.epochs, seed=args.seed + f, keep_best=False, threads=2)
+            cfg = TrainConfig(
+                arch=arch,
+                epochs=args.epochs,
+                seed=args.seed + f,
+                keep_best=False,
+                threads=2,
+                class_balance=args.class_balance,
+            )
             result = fit(train_w, valid_w, cfg, log=lambda s, a=arch: print(f"  {a} {s}", flush=True))
             device = next(result.model.parameters()).device
             probs = track_probabilities(result.model, valid_w, device, 8)
@@ -114,7 +122,7 @@ def main() -> None:
             timings[arch].append(result.seconds)
             curves[arch].append(result.history)
 
-    config = dataclasses.asdict(TrainConfig(epochs=args.epochs, keep_best=False))
+    config = dataclasses.asdict(TrainConfig(epochs=args.epochs, keep_best=False, class_balance=args.class_balance))
     report = {"folds": args.folds, "epochs": args.epochs, "seed": args.seed, "config": config, "methods": {}}
     for m in methods:
         idx = sorted(preds[m])

@@ -64,6 +64,8 @@ def main() -> None:
     "--min-tracks", type=click.IntRange(1), default=5, show_default=True, help="Fewest tracks a label may have."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--class-balance", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="1: every label sampled equally often; 0: as often as in the data; between: counts^(1-x).")  # fmt: skip
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes computing features.")
 @click.option(
     "--cache", type=click.Path(file_okay=False), default=None, help="Feature cache folder [OUT/../feature-cache]."
@@ -73,7 +75,21 @@ def main() -> None:
 @click.option("--cv-report", type=click.Path(exists=True, dir_okay=False),
               help="cv_report.json of benchmarks/cross_validate.py: its figures for --arch become the model's metrics.")  # fmt: skip
 def fit(
-    data, out_dir, arch, epochs, device, init, valid_fraction, min_tracks, seed, workers, cache, resume, name, cv_report
+    data,
+    out_dir,
+    arch,
+    epochs,
+    device,
+    init,
+    valid_fraction,
+    min_tracks,
+    seed,
+    class_balance,
+    workers,
+    cache,
+    resume,
+    name,
+    cv_report,
 ) -> None:
     """Train a model on DATA and export OUT/model.onnx.
 
@@ -114,7 +130,7 @@ def fit(
     fcache = FeatureCache(cache or out.parent / "feature-cache", FrontendConfig())
     train_w, _ = prepare(train_t, labels, fcache, digests, workers, click.echo)
     valid_w = prepare(valid_t, labels, fcache, digests, workers, click.echo)[0] if valid_t else None
-    config = TrainConfig(arch=arch, epochs=epochs, device=device, seed=seed)
+    config = TrainConfig(arch=arch, epochs=epochs, device=device, seed=seed, class_balance=class_balance)
     init_state = load_checkpoint(init)[1]["state_dict"] if init else None
     result = run_fit(train_w, valid_w, config, out, log=click.echo, init_state=init_state, resume=resume)
     plot_history(result.history, out / "learning_curves.png")

@@ -27,6 +27,8 @@ class TrainConfig:
     """Everything that decides a training run; saved as ``config.json`` beside its outputs.
 
     windows_per_track: training windows drawn per training track and epoch.
+    class_balance: 1 = sample every label equally often, 0 = as the data has them, between:
+        counts ** (1 - class_balance) (see `TrackWindows.balanced_indices`).
     patience: epochs without a better validation track accuracy before stopping (0 = never).
     warmup_epochs: linear learning-rate warm-up before the cosine decay.
     keep_best: return the epoch of best validation track accuracy (else the last epoch, as
@@ -40,6 +42,7 @@ class TrainConfig:
     weight_decay: float = 1e-2
     warmup_epochs: float = 1.0
     windows_per_track: int = 6
+    class_balance: float = 1.0
     label_smoothing: float = 0.05
     patience: int = 8
     keep_best: bool = True
@@ -171,7 +174,7 @@ def fit(
                 group["lr"] = lr_at(
                     (epoch - 1) * steps_per_epoch + step, total, config.lr, int(config.warmup_epochs * steps_per_epoch)
                 )
-            idx = train.balanced_indices(config.batch_size, rng)
+            idx = train.balanced_indices(config.batch_size, rng, config.class_balance)
             x = torch.from_numpy(train.random_crops(idx, rng)).to(device)
             y = torch.from_numpy(train.targets[idx]).to(device)
             x, soft = augment(x, y, len(train.labels), config.augment, gen)

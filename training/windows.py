@@ -39,11 +39,22 @@ class TrackWindows:
     def __len__(self) -> int:
         return len(self.tracks)
 
-    def balanced_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """`n` track indices drawn label-uniformly, then source-uniformly, then track-uniformly."""
+    def balanced_indices(self, n: int, rng: np.random.Generator, class_balance: float = 1.0) -> np.ndarray:
+        """`n` track indices: a label, then a source within it uniformly, then a track uniformly.
+
+        class_balance: labels are drawn with probability proportional to
+        ``n_tracks(label) ** (1 - class_balance)``: 1 = every label equally often, 0 = as often
+        as the data has them, 0.5 = in between (square root of the counts).
+        """
         labels = list(self._strata)
+        if class_balance == 1.0:
+            drawn = rng.choice(labels, size=n)
+        else:
+            sizes = np.array([sum(len(m) for m in self._strata[lab].values()) for lab in labels], dtype=np.float64)
+            weights = sizes ** (1.0 - class_balance)
+            drawn = rng.choice(labels, size=n, p=weights / weights.sum())
         out = np.empty(n, dtype=np.int64)
-        for k, label in enumerate(rng.choice(labels, size=n)):
+        for k, label in enumerate(drawn):
             sources = self._strata[int(label)]
             members = sources[list(sources)[rng.integers(len(sources))]]
             out[k] = members[rng.integers(len(members))]
