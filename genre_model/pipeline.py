@@ -46,9 +46,16 @@ def resolve_workers(workers: int | str) -> int:
     return count
 
 
-def _ignore_sigint() -> None:
+def _init_worker() -> None:
     # Ctrl-C is handled once, in the parent, which then stops after the tracks in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Parallelism comes from the worker processes; BLAS threads inside each would oversubscribe.
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
 
 
 def _features_job(path: str, frontend: FrontendConfig, max_windows: int | None) -> np.ndarray | AudioDecodeError:
@@ -80,7 +87,7 @@ def classify_files(
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with cf.ProcessPoolExecutor(n_workers, mp_context=context, initializer=_ignore_sigint) as pool:
+    with cf.ProcessPoolExecutor(n_workers, mp_context=context, initializer=_init_worker) as pool:
         in_flight: dict[cf.Future, tuple[int, str]] = {}
         pending: list[tuple[int, str, np.ndarray | AudioDecodeError]] = []
         exhausted = False
