@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -10,8 +9,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from audio_factory import write_tone  # noqa: E402
 from tiny_model import build_tiny_model  # noqa: E402
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +24,3 @@ def tones(tmp_path) -> dict[str, Path]:
         out[f"low{ext}"] = write_tone(tmp_path / f"low{ext}", 200.0, seconds=6.0, channels=2)
         out[f"high{ext}"] = write_tone(tmp_path / f"high{ext}", 5000.0, seconds=6.0)
     return out
-
-
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
-needs_shared_data = pytest.mark.skipif(not (SHARED_DATA / "manifest.csv").is_file(), reason="../shared/data is absent")

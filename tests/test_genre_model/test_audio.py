@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 from audio_factory import tone, write_audio, write_tone
-from conftest import needs_ffmpeg
+from markers import needs_ffmpeg
 
 from genre_model import AudioDecodeError, FrontendConfig, decode_windows, probe, window_starts
 from genre_model.windows import MIN_TRACK_SECONDS

@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 from audio_factory import tone, write_audio
-from conftest import SHARED_DATA, needs_shared_data
+from markers import SHARED_DATA, needs_shared_data
 
 from genre_model import Classifier, bundled_model_path, classify_files
 
