@@ -5,10 +5,13 @@ Wiring only: decoding, features and the model live in `genre_model`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from beets import ui
 from beets.dbcore import types
@@ -20,6 +23,30 @@ from genre_model.classifier import DEVICES, VOTES
 
 # Seconds between progress lines on long runs.
 _PROGRESS_EVERY_S = 5.0
+
+
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[threading.Event]:
+    """Turn SIGINT/SIGTERM into a request to stop between tracks, so no tag write is cut in half.
+
+    A second signal stops at once.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def request_stop(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class GenreClassPlugin(BeetsPlugin):
@@ -134,21 +161,24 @@ class GenreClassPlugin(BeetsPlugin):
         started = last_report = time.monotonic()
         paths = [os.fsdecode(item.path) for item in todo]
         try:
-            outcomes = classify_files(classifier, paths, settings["max_windows"], settings["workers"])
-            for done, outcome in enumerate(outcomes, 1):
-                result = self._apply(todo[outcome.index], outcome, model_id, settings, write, pretend)
-                summary[result[0]] += 1
-                if result[0] == "failed":
-                    failures.append(result[1])
-                if time.monotonic() - last_report > _PROGRESS_EVERY_S and done < len(todo):
-                    last_report = time.monotonic()
-                    rate = done / (last_report - started)
-                    self._log.info("{}/{} tracks ({:.1f} tracks/s)", done, len(todo), rate)
+            with _stop_requests() as stop:
+                outcomes = classify_files(classifier, paths, settings["max_windows"], settings["workers"])
+                for done, outcome in enumerate(outcomes, 1):
+                    result = self._apply(todo[outcome.index], outcome, model_id, settings, write, pretend)
+                    summary[result[0]] += 1
+                    if result[0] == "failed":
+                        failures.append(result[1])
+                    if stop.is_set():
+                        outcomes.close()  # waits for the decoders in flight, starts no new ones
+                        raise KeyboardInterrupt
+                    if time.monotonic() - last_report > _PROGRESS_EVERY_S and done < len(todo):
+                        last_report = time.monotonic()
+                        rate = done / (last_report - started)
+                        self._log.info("{}/{} tracks ({:.1f} tracks/s)", done, len(todo), rate)
         except GenreModelError as exc:
             raise ui.UserError(f"genreclass: {exc}") from None
         except KeyboardInterrupt:
-            self._log.warning("interrupted: tracks finished so far are saved; run again to continue")
-            raise
+            raise ui.UserError("genreclass: interrupted; finished tracks are saved, run again to continue") from None
         finally:
             self._report(summary, failures, pretend)
         return summary

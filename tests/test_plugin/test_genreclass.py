@@ -175,3 +175,31 @@ def test_m4a_gets_mp4_genre_atom(tmp_path, tiny_model):
     imported(beets)
     beets.run("genreclass")
     assert mutagen.File(path).tags["\xa9gen"] == ["Low"]
+
+
+def test_sigterm_stops_between_tracks_and_a_rerun_resumes(tmp_path, tiny_model):
+    import signal
+
+    beets = Beets(tmp_path, tiny_model, max_windows=20)
+    n = 60
+    for i in range(n):
+        write_tone(beets.music / f"t{i:02d}.flac", 200.0 if i % 2 else 5000.0, seconds=20.0)
+    imported(beets)
+    env = {**os.environ, "BEETSDIR": str(beets.root)}
+    proc = subprocess.Popen([BEET, "genreclass"], stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if ": Low (" in line or ": High (" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    lines += proc.stderr.readlines()
+    assert proc.wait(timeout=60) != 0
+    assert "interrupted" in "".join(lines)
+    done = {name for name, model in beets.field("genreclass_model").items() if model == "tiny@1"}
+    assert 0 < len(done) < n
+    # Each file is either tagged (and recorded in the library) or untouched.
+    for path in beets.music.iterdir():
+        assert genres_in_file(path) == ((["Low"] if int(path.stem[1:]) % 2 else ["High"]) if path.name in done else [])
+    rerun = beets.run("genreclass")
+    assert f"{n - len(done)} classified" in rerun.stderr and f"{len(done)} skipped" in rerun.stderr
