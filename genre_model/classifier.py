@@ -144,10 +144,16 @@ class Classifier:
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if providers[0] == "CUDAExecutionProvider":
+            # A CUDA library that fails to load is reported below as one clear ModelError
+            # (device 'cuda') or a silent CPU fallback (device 'auto'), not as raw C++ log lines.
+            ort.set_default_logger_severity(4)
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelError(f"{path}: not a loadable ONNX model ({str(exc).strip().splitlines()[0]})") from None
+        finally:
+            ort.set_default_logger_severity(3)
         if self.device == "cuda" and "CUDAExecutionProvider" not in session.get_providers():
             raise ModelError("device 'cuda' was asked for but onnxruntime cannot use CUDA on this machine")
         meta = session.get_modelmeta().custom_metadata_map

@@ -78,3 +78,14 @@ def test_model_errors(tmp_path):
             _ = clf.info
     with pytest.raises(ModelError, match="device"):
         Classifier(device="tpu")
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(tiny_model, capfd):
+    from genre_model.classifier import _cuda_usable
+
+    if _cuda_usable():
+        pytest.skip("this machine has CUDA")
+    assert Classifier(tiny_model, device="auto").providers == ["CPUExecutionProvider"]
+    with pytest.raises(ModelError, match="cannot use CUDA"):
+        _ = Classifier(tiny_model, device="cuda").info
+    assert capfd.readouterr().err == ""  # no raw onnxruntime lines: our error says it all
