@@ -1,0 +1,44 @@
+"""Render a cv_report.json of cross_validate.py as Markdown tables (overall, per source, per class).
+
+python benchmarks/report_cv.py runs/cv/cv_report.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main(path: str) -> None:
+    report = json.load(open(path))
+    methods = report["methods"]
+    print(f"{report['folds']}-fold group CV, {report['epochs']} epochs, seed {report.get('seed', 0)}\n")
+    print("| method | tracks | track acc | balanced acc | macro-F1 | all-window acc | fit s/fold |")
+    print("|---|---|---|---|---|---|---|")
+    for m, r in methods.items():
+        every = r.get("track_accuracy_all_windows")
+        print(
+            f"| {m} | {r['n_tracks']} | {r['track_accuracy']:.3f} | {r['balanced_accuracy']:.3f} | {r['macro_f1']:.3f} "
+            f"| {'-' if every is None else f'{every:.3f}'} | {r['fit_seconds_per_fold']:.0f} |"
+        )
+    sources = sorted(next(iter(methods.values())).get("per_source", {}))
+    print("\n| method | " + " | ".join(f"{s} acc / bal acc / F1 (n)" for s in sources) + " |")
+    print("|---|" + "---|" * len(sources))
+    for m, r in methods.items():
+        cells = [
+            f"{p['track_accuracy']:.3f} / {p['balanced_accuracy']:.3f} / {p['macro_f1']:.3f} ({p['n_tracks']})"
+            for p in (r["per_source"][s] for s in sources)
+        ]
+        print(f"| {m} | " + " | ".join(cells) + " |")
+    labels = next(iter(methods.values()))["labels"]
+    print("\nPer class, F1 (recall):\n")
+    print("| label | support | " + " | ".join(methods) + " |")
+    print("|---|---|" + "---|" * len(methods))
+    for label in labels:
+        support = next(iter(methods.values()))["per_class"][label]["support"]
+        cells = [f"{r['per_class'][label]['f1']:.2f} ({r['per_class'][label]['recall']:.2f})" for r in methods.values()]
+        print(f"| {label} | {support} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
