@@ -12,6 +12,7 @@ stopping on the validation fold, which is the test set here).
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import time
@@ -134,6 +135,13 @@ def main() -> None:
             every = metrics_from_probs([preds_all[m][i] for i in idx], [tracks[i].label for i in idx], labels)
             metrics["track_accuracy_all_windows"] = every["track_accuracy"]
         write_metrics(metrics, out / m, title=f"{m}: {args.folds}-fold group CV")
+        with open(out / m / "predictions.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "label", "source", "fold", "predicted", "confidence"])
+            for i in idx:
+                mean = preds[m][i].mean(axis=0)
+                t = tracks[i]
+                writer.writerow([t.path, t.label, t.source, folds[i], labels[int(mean.argmax())], f"{mean.max():.4f}"])
         report["methods"][m] = metrics
         if curves[m]:
             (out / m / "curves.json").write_text(json.dumps(curves[m]))
