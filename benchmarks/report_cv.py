@@ -5,8 +5,10 @@ python benchmarks/report_cv.py runs/cv/cv_report.json
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
+from pathlib import Path
 
 
 def main(path: str) -> None:
@@ -38,6 +40,18 @@ def main(path: str) -> None:
         support = next(iter(methods.values()))["per_class"][label]["support"]
         cells = [f"{r['per_class'][label]['f1']:.2f} ({r['per_class'][label]['recall']:.2f})" for r in methods.values()]
         print(f"| {label} | {support} | " + " | ".join(cells) + " |")
+    for m in methods:
+        pred_file = Path(path).parent / m / "predictions.csv"
+        if not pred_file.exists():
+            continue
+        rows = list(csv.DictReader(open(pred_file)))
+        print(f"\n{m}: accuracy and coverage when only confident predictions are written (min_confidence):\n")
+        print("| min_confidence | tracks tagged | accuracy of the tags written |")
+        print("|---|---|---|")
+        for threshold in (0.0, 0.3, 0.4, 0.5, 0.7):
+            kept = [r for r in rows if float(r["confidence"]) >= threshold]
+            acc = sum(r["label"] == r["predicted"] for r in kept) / len(kept) if kept else float("nan")
+            print(f"| {threshold:.1f} | {len(kept) / len(rows):.1%} | {acc:.3f} |")
 
 
 if __name__ == "__main__":
