@@ -24,12 +24,13 @@ library: $beetsdir/library.db
 directory: $beetsdir/unused
 create_backup_before_migrations: no
 plugins: [genreclass]
-import: {copy: no, move: no, write: no, resume: no, incremental: no, log: null}
+import: {copy: no, move: no, write: no, resume: no, incremental: no, duplicate_action: keep, log: null}
 genreclass: {count: 1, min_confidence: 0.0}
 YAML
 export BEETSDIR="$beetsdir"
-# -A: take files as they are (no MusicBrainz lookup); -q: never ask.
-"$here/.venv/bin/beet" import -A -q "$music" > /dev/null
+# -A: take files as they are (no MusicBrainz lookup); -s: as single tracks, so untagged files in one
+# folder are not merged into one "album" and skipped as duplicates; -q: never ask.
+"$here/.venv/bin/beet" import -A -s -q "$music" > /dev/null
 if [ "$mode" = --write ]; then
   "$here/.venv/bin/beet" genreclass --write
 else

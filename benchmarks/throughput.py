@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import mutagen
 import numpy as np
 import soundfile
 
@@ -44,6 +45,9 @@ def source_clips(limit: int = 60) -> list[Path]:
 
 def build_track(index: int, clips: list[Path], seconds: float, out_base: Path, formats: list[str]) -> list[Path]:
     """One long stereo 44.1 kHz track chained from clips; encoded once per format with ffmpeg."""
+    targets = [out_base.with_suffix(f".{fmt}") for fmt in formats]
+    if all(t.exists() for t in targets):  # built by an earlier run with --keep
+        return targets
     sr = 44100
     wav = out_base.with_suffix(".wav")
     rng = np.random.default_rng(index)
@@ -131,14 +135,24 @@ def main() -> None:
         lib = Path(tempfile.mkdtemp(prefix="genreclass-beets-"))
         (lib / "config.yaml").write_text(
             f"library: {lib}/library.db\ndirectory: {lib}/music\ncreate_backup_before_migrations: no\nplugins: [genreclass]\n"
-            f"import: {{copy: no, write: no, incremental: no}}\n"
-            f"genreclass: {{workers: {workers}, max_windows: {args.max_windows}, device: {args.device}"
+            f"import: {{copy: no, write: no, incremental: no, duplicate_action: keep}}\n"
+            # min_confidence 0: every track gets its tags written, so (c) includes the writing.
+            f"genreclass: {{workers: {workers}, max_windows: {args.max_windows}, device: {args.device}, min_confidence: 0.0"
             + (f", model: {args.model}" if args.model else "") + "}\n"
         )  # fmt: skip
         env = {**os.environ, "BEETSDIR": str(lib)}
         beet = str(Path(sys.executable).with_name("beet"))
-        subprocess.run([beet, "import", "-A", "-q", *map(str, paths)], env=env, check=True, capture_output=True)
-        t_c = timed(subprocess.run, [beet, "genreclass", "-w"], env=env, check=True, capture_output=True)
+        for path in paths:  # tracks kept from an earlier run carry its genre tags: start untagged
+            tagged = mutagen.File(path)
+            if tagged is not None and tagged.tags is not None:
+                tagged.delete()
+        subprocess.run([beet, "import", "-A", "-s", "-q", *map(str, paths)], env=env, check=True, capture_output=True)
+        start = time.perf_counter()
+        proc = subprocess.run([beet, "genreclass", "-w", "-f"], env=env, capture_output=True, text=True, check=True)
+        t_c = time.perf_counter() - start
+        summary = proc.stderr.strip().splitlines()[-1]
+        if f"{n} classified" not in summary:  # every track decoded, classified and its tags written
+            raise RuntimeError(f"beet genreclass did not classify every track: {summary}")
         shutil.rmtree(lib)
         rows.append((fmt, n, n / t_a, n / t_b, n / t_c))
     print(

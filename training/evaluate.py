@@ -134,12 +134,15 @@ def plot_history(history: list[dict[str, float]], path: str | os.PathLike[str]) 
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("cross-entropy")
     ax1.legend()
-    for key in ("valid_track_accuracy", "valid_window_accuracy"):
-        if any(key in h for h in history):
-            ax2.plot(epochs, [h.get(key, np.nan) for h in history], label=key.replace("valid_", ""))
+    keys = [k for k in ("valid_track_accuracy", "valid_window_accuracy") if any(k in h for h in history)]
+    for key in keys:
+        ax2.plot(epochs, [h.get(key, np.nan) for h in history], label=key.replace("valid_", ""))
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation accuracy")
-    ax2.legend()
+    if keys:
+        ax2.legend()
+    else:
+        ax2.set_title("no validation set (trained on everything)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
