@@ -30,7 +30,11 @@ YAML
 export BEETSDIR="$beetsdir"
 # -A: take files as they are (no MusicBrainz lookup); -s: as single tracks, so untagged files in one
 # folder are not merged into one "album" and skipped as duplicates; -q: never ask.
-"$here/.venv/bin/beet" import -A -s -q "$music" > /dev/null
+if ! "$here/.venv/bin/beet" import -A -s -q "$music" > "$beetsdir/import.log" 2>&1; then
+  cat "$beetsdir/import.log" >&2
+  echo "beet import failed" >&2
+  exit 1
+fi
 if [ "$mode" = --write ]; then
   "$here/.venv/bin/beet" genreclass --write
 else
