@@ -75,7 +75,8 @@ def classify_files(
 ) -> Iterator[Outcome]:
     """Classify `paths`, yielding one `Outcome` per path as soon as it is known.
 
-    max_windows: windows analysed per track (None = all). workers: decode processes.
+    max_windows: windows analysed per track (None = all). workers: decode processes; 0 or 1
+    decodes in this process.
     """
     frontend = classifier.info.frontend
     n_workers = resolve_workers(workers)
