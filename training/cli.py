@@ -172,7 +172,9 @@ def fit(
             "config": dataclasses.asdict(config),
         },
         metrics={
-            k: metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks") if k in metrics
+            k: metrics[k]
+            for k in ("protocol", "track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "per_source")
+            if k in metrics
         },
     )
     parity_result = export_onnx(result.model, info, out / "model.onnx", parity)
@@ -256,7 +258,9 @@ def export(checkpoint, out_file, name, version) -> None:
         frontend=FrontendConfig.from_dict(ck["frontend"]),
         training={**ck.get("training_data", {}), "arch": ck["model_config"]["arch"], "config": ck["train_config"]},
         metrics={
-            k: metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks") if k in metrics
+            k: metrics[k]
+            for k in ("protocol", "track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "per_source")
+            if k in metrics
         },
     )
     try:
