@@ -62,16 +62,12 @@ def vote(window_probs: np.ndarray, labels: Sequence[str], method: str = "mean") 
     mean = window_probs.mean(axis=0)
     if method == "mean":
         scores = mean
+        order = np.argsort(-scores, kind="stable")
     elif method == "majority":
-        counts = np.bincount(window_probs.argmax(axis=1), minlength=len(labels))
-        scores = counts / window_probs.shape[0]
-        # A tiny mean-probability term only reorders labels with equal vote counts.
-        order = np.lexsort((-mean, -scores))
-        genres = tuple((labels[i], float(scores[i])) for i in order)
-        return TrackPrediction(genres, float(scores[order[0]]), window_probs)
+        scores = np.bincount(window_probs.argmax(axis=1), minlength=len(labels)) / window_probs.shape[0]
+        order = np.lexsort((-mean, -scores))  # equal vote counts ordered by mean probability
     else:
         raise ValueError(f"vote must be one of {VOTES}, got {method!r}")
-    order = np.argsort(-scores, kind="stable")
     genres = tuple((labels[i], float(scores[i])) for i in order)
     return TrackPrediction(genres, float(scores[order[0]]), window_probs)
 

@@ -97,7 +97,6 @@ def prepare(
     for t in tracks:
         if t.path not in digests:
             digests[t.path] = file_digest(t.path)
-    total = len(tracks)
 
     def progress(done: int, todo: int) -> None:
         if done == todo or done % 50 == 0:
@@ -106,7 +105,5 @@ def prepare(
     failures = cache.ensure([t.path for t in tracks], [digests[t.path] for t in tracks], workers, progress)
     for path, reason in failures.items():
         log(f"skipped {path}: {reason}")
-    good = [t for t in tracks if t.path not in failures and cache.path_for(digests[t.path]).exists()]
-    if len(good) < total and not failures:
-        log(f"{total - len(good)} tracks have no cached features")
+    good = [t for t in tracks if t.path not in failures]
     return TrackWindows(good, [digests[t.path] for t in good], cache, labels), failures
