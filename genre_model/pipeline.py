@@ -46,6 +46,13 @@ def resolve_workers(workers: int | str) -> int:
     return count
 
 
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Start method for worker processes: forkserver where available (never fork a process that
+    may hold onnxruntime or BLAS threads), else spawn."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
 def _init_worker() -> None:
     # Ctrl-C is handled once, in the parent, which then stops after the tracks in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -86,9 +93,7 @@ def classify_files(
             result = _features_job(path, frontend, max_windows)
             yield from _batch_outcomes(classifier, [(i, path, result)])
         return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with cf.ProcessPoolExecutor(n_workers, mp_context=context, initializer=_init_worker) as pool:
+    with cf.ProcessPoolExecutor(n_workers, mp_context=worker_context(), initializer=_init_worker) as pool:
         in_flight: dict[cf.Future, tuple[int, str]] = {}
         pending: list[tuple[int, str, np.ndarray | AudioDecodeError]] = []
         exhausted = False

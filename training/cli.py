@@ -122,7 +122,9 @@ def fit(
         train_t, valid_t = tracks, []
     digests: dict[str, str] = {}
     try:
-        check_disjoint(train_t, valid_t, lambda p: digests.setdefault(p, file_digest(p)))
+        check_disjoint(
+            train_t, valid_t, lambda p: digests[p] if p in digests else digests.setdefault(p, file_digest(p))
+        )
     except SplitLeakError as exc:
         raise click.UsageError(f"refusing a leaky split: {exc}") from None
     click.echo(f"labels: {', '.join(f'{label} {counts[label]}' for label in labels)}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from genre_model import AudioDecodeError, FrontendConfig, log_mel, probe, read_excerpts
+from genre_model.pipeline import worker_context
 
 # Longer tracks are cached as their central excerpt of this many seconds: plenty of windows
 # for training, and a bounded cost per track.
@@ -94,10 +94,7 @@ class FeatureCache:
         if not todo:
             return failures
         if workers > 1:
-            ctx = multiprocessing.get_context(
-                "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            )
-            with ctx.Pool(workers) as pool:
+            with worker_context().Pool(workers) as pool:
                 results = pool.imap_unordered(_job, todo, chunksize=4)
                 failures = self._collect(results, len(todo), progress)
         else:

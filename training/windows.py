@@ -13,7 +13,7 @@ import numpy as np
 
 from genre_model import FrontendConfig, window_starts
 from training.datasets import Track
-from training.features import FeatureCache
+from training.features import FeatureCache, file_digest
 
 
 class TrackWindows:
@@ -92,8 +92,6 @@ def prepare(
 
     digests: {path: content hash}, filled in as needed. returns (windows, {path: failure reason}).
     """
-    from training.features import file_digest
-
     for t in tracks:
         if t.path not in digests:
             digests[t.path] = file_digest(t.path)
