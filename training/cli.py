@@ -35,6 +35,14 @@ def _load_all(specs: tuple[str, ...]) -> list[Track]:
     return tracks
 
 
+# The evaluation figures a model file carries in its metadata (the full metrics stay in metrics.json).
+_CARD_KEYS = ("protocol", "track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "per_source")
+
+
+def _card_metrics(metrics: dict) -> dict:
+    return {k: metrics[k] for k in _CARD_KEYS if k in metrics}
+
+
 def _peak_rss_mb() -> float:
     import resource
 
@@ -153,7 +161,7 @@ def fit(
             raise click.UsageError(f"{cv_report} has no results for --arch {arch}")
         cv = report["methods"][arch]
         metrics = {"protocol": f"{report['folds']}-fold group cross-validation, {report['epochs']} epochs"}
-        metrics |= {k: cv[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "per_source")}
+        metrics |= _card_metrics(cv)
     source = valid_w if valid_w is not None else train_w
     parity = np.concatenate([source.eval_windows(i, 2) for i in range(min(8, len(source)))])
     with torch.no_grad():
@@ -173,11 +181,7 @@ def fit(
             "sources": sorted({t.source for t in tracks}),
             "config": dataclasses.asdict(config),
         },
-        metrics={
-            k: metrics[k]
-            for k in ("protocol", "track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "per_source")
-            if k in metrics
-        },
+        metrics=_card_metrics(metrics),
     )
     parity_result = export_onnx(result.model, info, out / "model.onnx", parity)
     summary = {"seconds": time.time() - started, "peak_rss_mb": _peak_rss_mb(), "parity": parity_result}
@@ -259,11 +263,7 @@ def export(checkpoint, out_file, name, version) -> None:
         labels=tuple(ck["labels"]),
         frontend=FrontendConfig.from_dict(ck["frontend"]),
         training={**ck.get("training_data", {}), "arch": ck["model_config"]["arch"], "config": ck["train_config"]},
-        metrics={
-            k: metrics[k]
-            for k in ("protocol", "track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "per_source")
-            if k in metrics
-        },
+        metrics=_card_metrics(metrics),
     )
     try:
         result = export_onnx(model, info, out_file, windows)
