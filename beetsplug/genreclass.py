@@ -1,18 +1,24 @@
 """Classify each track's genre from its audio and write it into beets' ``genres`` field.
 
-Wiring only: decoding, features and the model live in `genre_model`.
+Wiring only: decoding, features and the model live in `genre_model`; retraining on the
+library (`beet genreclass-train`) lives in `training.retrain`, imported only when asked for.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
+import yaml
+from beets import config as beets_config
 from beets import ui
 from beets.dbcore import types
 from beets.library import Item
@@ -23,6 +29,18 @@ from genre_model.classifier import DEVICES, VOTES
 
 # Seconds between progress lines on long runs.
 _PROGRESS_EVERY_S = 5.0
+# Packages of the `train` extra that `beet genreclass-train` needs.
+_TRAIN_EXTRA = ("torch", "onnx", "matplotlib")
+
+
+def _genreclass_dir() -> str:
+    """``<beets config folder>/genreclass``: trained models and the installed one live here."""
+    return os.path.join(beets_config.config_dir(), "genreclass")
+
+
+def installed_model_path() -> str:
+    """Where ``beet genreclass-train --install`` puts the model that replaces the bundled one."""
+    return os.path.join(_genreclass_dir(), "model.onnx")
 
 
 @contextlib.contextmanager
@@ -57,7 +75,7 @@ class GenreClassPlugin(BeetsPlugin):
         self.config.add(
             {
                 "auto": False,
-                "model": "",  # empty: the bundled default model
+                "model": "",  # empty: the installed model (genreclass-train --install), else the bundled one
                 "device": "auto",
                 "count": 1,
                 "min_confidence": 0.3,
@@ -77,7 +95,7 @@ class GenreClassPlugin(BeetsPlugin):
     def _classifier_for_run(self) -> Classifier:
         """The classifier described by the config, loaded and checked (raises `UserError`)."""
         if self._classifier is None:
-            model = self.config["model"].as_filename() if self.config["model"].get() else None
+            model = self._model_path()
             try:
                 self._classifier = Classifier(
                     model,
@@ -89,6 +107,12 @@ class GenreClassPlugin(BeetsPlugin):
             except ModelError as exc:
                 raise ui.UserError(f"genreclass: {exc}") from None
         return self._classifier
+
+    def _model_path(self) -> str | None:
+        """The configured model, else the installed one, else None (the bundled model)."""
+        if self.config["model"].get():
+            return self.config["model"].as_filename()
+        return installed_model_path() if os.path.exists(installed_model_path()) else None
 
     def _positive_int(self, key: str) -> int:
         value = self.config[key].get(int)
@@ -130,7 +154,29 @@ class GenreClassPlugin(BeetsPlugin):
         cmd.parser.add_option("-W", "--nowrite", action="store_false", dest="write",
                               help="store the genres in the library database only")  # fmt: skip
         cmd.func = self.command
-        return [cmd]
+        return [cmd, self._train_command()]
+
+    def _train_command(self) -> ui.Subcommand:
+        cmd = ui.Subcommand("genreclass-train", help="train a genre model on this library's own genres")
+        cmd.parser.usage += (
+            "\n\nLearn the genres of the matching tracks that have them (the first genre of each,"
+            "\nin canonical spelling) and write a model in your vocabulary. Album artists are"
+            "\nsplit so none is on both sides; the new model and the current one are then scored"
+            "\non the held-out artists. Tracks whose genres genreclass itself set are not used."
+            "\nNeeds the train extra: pip install 'beets-genreclass[train]'."
+        )
+        add = cmd.parser.add_option
+        add("--vocabulary", metavar="LABELS", help="comma-separated genres to learn (default: every genre with --min-tracks tracks)")  # fmt: skip
+        add("--min-tracks", type="int", default=10, metavar="N", help="fewest tracks a genre needs to be learnt [%default]")  # fmt: skip
+        add("--alias", metavar="FILE", help="YAML mapping of genre spellings to canonical names, e.g. 'hip hop: Hip-Hop'")  # fmt: skip
+        add("--epochs", type="int", default=30, metavar="N", help="training epochs [%default]")
+        add("--from-scratch", action="store_true", default=False, help="random initial weights instead of the current model's")  # fmt: skip
+        add("--valid-fraction", type="float", default=0.2, metavar="F", help="share of tracks held out, as whole album artists [%default]")  # fmt: skip
+        add("--out", metavar="FILE", help="the .onnx to write [CONFIG/genreclass/personal-DATE.onnx]")
+        add("--install", action="store_true", default=False, help="make the new model the one 'beet genreclass' uses")  # fmt: skip
+        add("--cache", metavar="DIR", help="keep computed features here to speed up the next run [temporary]")  # fmt: skip
+        cmd.func = self.train_command
+        return cmd
 
     def command(self, lib, opts, args: list[str]) -> None:
         force = opts.force or self.config["force"].get(bool)
@@ -140,6 +186,93 @@ class GenreClassPlugin(BeetsPlugin):
         self.classify(
             task.imported_items(), write=ui.should_write(), force=self.config["force"].get(bool), pretend=False
         )
+
+    def train_command(self, lib, opts, args: list[str]) -> None:
+        missing = []
+        for name in _TRAIN_EXTRA:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                missing.append(name)
+        if missing:
+            raise ui.UserError(
+                f"genreclass-train: {', '.join(missing)} not installed; install the training extra with: "
+                "pip install 'beets-genreclass[train]'"
+            )
+        from training.backbone import BackboneError
+        from training.datasets import load_beets
+        from training.retrain import NotEnoughData, RetrainOptions, retrain, select_labels, split_by_artist
+        from training.splits import SplitLeakError
+
+        if opts.epochs < 1 or opts.min_tracks < 1 or not 0 < opts.valid_fraction < 1:
+            raise ui.UserError("genreclass-train: --epochs and --min-tracks must be >= 1, --valid-fraction in (0, 1)")
+        vocabulary = [v.strip() for v in opts.vocabulary.split(",") if v.strip()] if opts.vocabulary else None
+        tracks, left_out = load_beets(lib, args, self._aliases(opts.alias), vocabulary)
+        for reason, n in sorted(left_out.items()):
+            self._log.info("{} tracks left out: {}", n, reason)
+        out = opts.out or os.path.join(_genreclass_dir(), time.strftime("personal-%Y%m%d-%H%M%S.onnx"))
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        base = self._model_path()
+        options = RetrainOptions(
+            epochs=opts.epochs, from_scratch=opts.from_scratch, base_model=base, seed=0, workers=resolve_workers("auto")
+        )
+        try:
+            tracks, labels = select_labels(tracks, vocabulary, opts.min_tracks)
+            train, valid = split_by_artist(tracks, labels, opts.valid_fraction)
+            self._log.info(
+                "{} genres: {}; {} tracks to train, {} held out", len(labels), ", ".join(labels), len(train), len(valid)
+            )
+            with contextlib.ExitStack() as stack:
+                cache = opts.cache or stack.enter_context(tempfile.TemporaryDirectory(prefix="genreclass-features-"))
+                result = retrain(train, valid, labels, out, options, cache, log=self._log.info)
+        except (NotEnoughData, SplitLeakError, BackboneError, ModelError) as exc:
+            raise ui.UserError(f"genreclass-train: {exc}") from None
+        except KeyboardInterrupt:
+            raise ui.UserError("genreclass-train: interrupted; no model written") from None
+        held = result.card["held_out"]
+        new = held["new"]
+        ui.print_(f"held out: {new['n_tracks']} tracks by {result.card['split']['valid_artists']} album artists")
+        ui.print_(
+            f"  {result.info.model_id}: track accuracy {new['track_accuracy']:.3f}, "
+            f"balanced {new['balanced_accuracy']:.3f}, macro-F1 {new['macro_f1']:.3f}"
+        )
+        if "on_shared" in held:
+            shared = held["on_shared"]
+            ui.print_(
+                f"  on the {shared['n_tracks']} tracks in genres both models know ({', '.join(held['shared_labels'])}): "
+                f"new {shared['new_track_accuracy']:.3f}, {result.card['base_model']} {shared['base_track_accuracy']:.3f}"
+            )
+        else:
+            ui.print_(f"  {result.card['base_model']} knows none of these genres: no comparison")
+        ui.print_(f"wrote {result.model_path} (card: {result.card_path})")
+        if opts.install:
+            self._install(result.model_path)
+
+    @staticmethod
+    def _aliases(path: str | None) -> dict[str, str]:
+        if not path:
+            return {}
+        try:
+            with open(path, encoding="utf-8") as f:
+                aliases = yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ui.UserError(f"genreclass-train: cannot read --alias {path}: {exc}") from None
+        if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+            raise ui.UserError(
+                f"genreclass-train: --alias {path} must map spellings to genre names ('hip hop: Hip-Hop')"
+            )
+        return {str(k): v for k, v in aliases.items()}
+
+    def _install(self, model: os.PathLike) -> None:
+        """Copy `model` to the installed-model path in one atomic step."""
+        target = installed_model_path()
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = target + ".partial"
+        shutil.copyfile(model, tmp)
+        os.replace(tmp, target)
+        ui.print_(f"installed: 'beet genreclass' now uses {target}; delete that file to go back to the bundled model")
+        if self.config["model"].get():
+            self._log.warning("the configured genreclass.model ({}) still takes precedence", self.config["model"].get())
 
     # -- the worker -----------------------------------------------------------------------
 

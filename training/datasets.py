@@ -2,7 +2,7 @@
 
 Every loader returns a list of `Track`; nothing is decoded here. `load_data` parses the
 command line's DATA arguments: a folder, ``gtzan:PATH``, ``fma:AUDIO_DIR:TRACKS_CSV``, a
-manifest ``.csv``, or ``beets:QUERY`` (the configured beets library).
+manifest ``.csv``. `load_beets` reads a beets library (`beet genreclass-train`).
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from training.labels import canonical_genre
+from training.labels import canonical_genre, genre_key
 
 AUDIO_EXTENSIONS = (".mp3", ".flac", ".ogg", ".opus", ".wav", ".aif", ".aiff", ".m4a", ".au", ".wma")
 
@@ -164,21 +165,51 @@ def load_manifest(csv_path: str | os.PathLike[str]) -> list[Track]:
     return tracks
 
 
-def load_beets(lib, query: str | list[str] = "", aliases: Mapping[str, str] | None = None) -> list[Track]:
-    """Items of a beets `Library` matching `query` whose ``genres`` are set.
+def load_beets(
+    lib,
+    query: str | list[str] = "",
+    aliases: Mapping[str, str] | None = None,
+    vocabulary: Sequence[str] | None = None,
+    include_predicted: bool = False,
+) -> tuple[list[Track], Counter]:
+    """Items of a beets `Library` matching `query` whose ``genres`` are set, as labelled tracks.
 
-    The first genre is the label, canonicalised with `aliases`; the group is the album
-    artist (else the artist), so a split never puts one artist on both sides.
+    The label is the item's first genre, canonicalised with `aliases` (with `vocabulary`: the
+    first of its genres that is in it). The group is the album artist (else the artist), so a
+    split never puts one artist on both sides. Items whose genres this plugin wrote
+    (``genreclass_model`` set) are left out unless `include_predicted`: a model must not learn
+    its own guesses. returns (tracks, {reason: count of items left out}).
     """
-    tracks = []
+    keys = {genre_key(v) for v in vocabulary or []}
+    tracks, left_out = [], Counter()
     for item in lib.items(query):
-        genres = list(item.get("genres") or [])
-        if not genres or not genres[0].strip():
+        genres = [canonical_genre(g, aliases, vocabulary) for g in item.get("genres") or [] if g.strip()]
+        if not genres:
+            left_out["no genres"] += 1
             continue
+        if item.get("genreclass_model") and not include_predicted:
+            left_out["genres set by genreclass"] += 1
+            continue
+        label = next((g for g in genres if genre_key(g) in keys), genres[0]) if keys else genres[0]
         path = os.fsdecode(item.path)
         artist = item.albumartist or item.artist or path
-        tracks.append(Track(path, canonical_genre(genres[0], aliases), f"artist-{artist}", "beets"))
-    return tracks
+        tracks.append(Track(path, label, f"artist-{artist}", "beets"))
+    return unify_spellings(tracks), left_out
+
+
+def unify_spellings(tracks: Sequence[Track]) -> list[Track]:
+    """One spelling per genre: labels equal up to case and punctuation ('CHIME', 'Chime') take
+    the most common one (on a tie, the one that is neither all upper nor all lower case)."""
+    spellings: dict[str, Counter] = {}
+    for t in tracks:
+        spellings.setdefault(genre_key(t.label), Counter())[t.label] += 1
+
+    def rank(item: tuple[str, int]) -> tuple[int, bool, str]:
+        name, n = item
+        return (-n, name.isupper() or name.islower(), name)
+
+    chosen = {key: min(counts.items(), key=rank)[0] for key, counts in spellings.items()}
+    return [dataclasses.replace(t, label=chosen[genre_key(t.label)]) for t in tracks]
 
 
 def load_data(spec: str) -> list[Track]:

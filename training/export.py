@@ -7,6 +7,7 @@ windows and refuses the export above `PARITY_TOLERANCE`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from pathlib import Path
@@ -48,16 +49,21 @@ def export_onnx(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     wrapped = _WithSoftmax(model.cpu().eval()).eval()
+    if hasattr(model, "config"):  # rebuilding the network from the file needs its architecture
+        info = dataclasses.replace(info, training={**info.training, "model_config": model.config.to_dict()})
     fe: FrontendConfig = info.frontend
     dummy = torch.zeros(2, fe.n_mels, fe.n_frames)
     tmp = out_path.with_suffix(".tmp.onnx")
     # The TorchScript exporter handles the GRU with a dynamic batch axis in one pass; its
-    # deprecation warning is not the user's concern.
+    # deprecation warning is not the user's concern. No constant folding: batch norms stay
+    # separate nodes with their own statistics, so `training.backbone` can read the trained
+    # weights back for fine-tuning (onnxruntime fuses them into the convolutions at load time).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             wrapped, (dummy,), str(tmp), input_names=["input"], output_names=["probabilities"],
             dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=OPSET, dynamo=False,
+            do_constant_folding=False,
         )  # fmt: skip
     proto = onnx.load(str(tmp))
     onnx.checker.check_model(proto)

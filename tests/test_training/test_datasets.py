@@ -87,13 +87,20 @@ def test_beets_library_items_with_genres(tmp_path):
     from beets.library import Item, Library
 
     lib = Library(str(tmp_path / "lib.db"), str(tmp_path))
-    for i, (genres, artist) in enumerate([(["rap"], "A"), (["Rock", "Pop"], "B"), ([], "C")]):
+    rows = [(["rap"], "A", None), (["Rock", "Pop"], "B", None), ([], "C", None), (["Jazz"], "D", "genreclass@1")]
+    for i, (genres, artist, model) in enumerate(rows):
         path = write_tone(tmp_path / f"t{i}.mp3", 300, seconds=1.0)
         item = Item.from_path(str(path))
         item.genres, item.albumartist = genres, artist
+        if model:
+            item.genreclass_model = model  # genres the plugin guessed: not training data
         lib.add(item)
-    tracks = load_beets(lib)
+    tracks, left_out = load_beets(lib)
     assert sorted((t.label, t.group) for t in tracks) == [("Hip-Hop", "artist-A"), ("Rock", "artist-B")]
+    assert left_out == {"no genres": 1, "genres set by genreclass": 1}
+    # With a vocabulary, the first genre in it is the label; spelling comes from the vocabulary.
+    tracks, _ = load_beets(lib, vocabulary=["POP", "Hip-Hop"], include_predicted=True)
+    assert sorted(t.label for t in tracks) == ["Hip-Hop", "Jazz", "POP"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,97 @@
+"""`beet genreclass-train` on a small generated library: train, write, install, then tag with it."""
+
+from __future__ import annotations
+
+import json
+
+import mutagen
+import numpy as np
+import pytest
+from audio_factory import tone, write_audio
+from beets_harness import Beets, genres_in_file
+
+pytestmark = pytest.mark.slow
+
+SR = 22050
+
+
+def _track(kind: str, rng: np.random.Generator, seconds: float = 4.0) -> np.ndarray:
+    """Three audibly different 'genres': low drones, broadband hiss, high chimes."""
+    if kind == "drone":
+        return tone(rng.uniform(90, 250), seconds, SR)
+    if kind == "hiss":
+        return (0.1 * rng.standard_normal((int(seconds * SR), 1))).astype(np.float32)
+    return tone(rng.uniform(3000, 6000), seconds, SR, amplitude=0.2)
+
+
+def _tagged(path, audio, genre: str | None, artist: str) -> None:
+    write_audio(path, audio, SR)
+    f = mutagen.File(path)
+    f["title"], f["artist"], f["albumartist"] = path.stem, artist, artist
+    if genre:
+        f["genre"] = genre
+    f.save()
+
+
+@pytest.fixture
+def tagged_library(tmp_path) -> Beets:
+    """24 tagged tracks: 3 genres (spelt inconsistently) x 4 album artists x 2, plus 2 untagged."""
+    beets = Beets(tmp_path, "")
+    rng = np.random.default_rng(0)
+    spellings = {"drone": ["Drone", "drone"], "hiss": ["Hiss", "hiss noise"], "chime": ["Chime", "CHIME"]}
+    for kind, names in spellings.items():
+        for a in range(4):
+            for k in range(2):
+                path = beets.music / f"{kind}-{a}-{k}.flac"
+                _tagged(path, _track(kind, rng), names[k], f"{kind} artist {a}")
+    for kind in ("drone", "chime"):
+        _tagged(beets.music / f"new-{kind}.flac", _track(kind, rng), None, "someone new")
+    beets.run("import", "-A", "-s", "-q", str(beets.music))
+    return beets
+
+
+def test_train_writes_installs_and_genreclass_uses_the_new_vocabulary(tagged_library):
+    beets = tagged_library
+    (beets.root / "aliases.yaml").write_text("hiss noise: Hiss\n")
+    out = beets.root / "mine.onnx"
+    proc = beets.run(
+        "genreclass-train", "--min-tracks", "5", "--epochs", "4", "--alias", str(beets.root / "aliases.yaml"),
+        "--valid-fraction", "0.25", "--out", str(out), "--install",
+    )  # fmt: skip
+    text = proc.stdout + proc.stderr
+    assert "3 genres: Chime, Drone, Hiss" in text, text
+    assert "2 tracks left out: no genres" in text
+    assert "held out: 6 tracks by 3 album artists" in text
+    assert "knows none of these genres" in text  # the bundled vocabulary has no Drone, Hiss or Chime
+    assert out.is_file() and (beets.root / "genreclass" / "model.onnx").is_file()
+    card = json.loads((beets.root / "mine.card.json").read_text())
+    assert card["labels"] == ["Chime", "Drone", "Hiss"] and card["start"].startswith("genreclass-default@")
+    assert not set(card["split"]["train_label_counts"]) ^ {"Chime", "Drone", "Hiss"}
+    assert (beets.root / "mine.confusion.png").stat().st_size > 0
+    # The installed model is the plugin's model now: untagged tracks get genres of the new vocabulary.
+    tagged = beets.run("genreclass", "new-")
+    assert "2 classified" in tagged.stderr, tagged.stderr
+    for path in beets.music.glob("new-*.flac"):
+        assert genres_in_file(path)[0] in {"Chime", "Drone", "Hiss"}
+    assert set(beets.field("genreclass_model").values()) >= {card["model"]}
+
+
+def test_train_says_what_is_missing(tagged_library, tmp_path):
+    beets = tagged_library
+    proc = beets.run("genreclass-train", check=False)  # default --min-tracks 10: each genre has 8
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "need at least 2 genres with 10 or more tagged tracks" in proc.stderr
+    assert "needs 2 more" in proc.stderr
+    proc = beets.run("genreclass-train", "--vocabulary", "Drone,Jazz", check=False)
+    assert proc.returncode != 0 and "short: Jazz (0)" in proc.stderr
+    proc = beets.run("genreclass-train", "--min-tracks", "5", "albumartist:drone artist 0", check=False)
+    assert proc.returncode != 0 and "need at least 2 genres" in proc.stderr
+
+
+def test_train_without_the_train_extra_says_what_to_install(tagged_library, tmp_path):
+    fake = tmp_path / "no-torch"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text("raise ImportError('torch is not installed (test)')\n")
+    proc = tagged_library.run("genreclass-train", check=False, env={"PYTHONPATH": str(fake)})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "pip install 'beets-genreclass[train]'" in proc.stderr and "torch" in proc.stderr

@@ -1,0 +1,82 @@
+"""Read a trained network's front end and convolutional blocks back out of an exported `.onnx`.
+
+Fine-tuning starts from these weights with a new head for the new vocabulary. `export_onnx`
+keeps batch norms as separate nodes (no constant folding), so every trained tensor is in the
+file: Conv weights, BatchNormalization scale, bias, running mean and variance. Nodes are
+matched to torch modules by position (both follow the forward pass), not by initialiser
+name, which the exporter may rename or deduplicate.
+"""
+
+from __future__ import annotations
+
+import os
+
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from genre_model import ModelInfo
+from genre_model.model_file import METADATA_KEY
+from training.models import ModelConfig, build_model
+
+
+class BackboneError(Exception):
+    """The model file cannot seed a new network (no architecture, folded or mismatched weights)."""
+
+
+def _backbone_modules(model: nn.Module) -> tuple[list[nn.Conv2d], list[nn.modules.batchnorm._BatchNorm]]:
+    """Conv and batch-norm modules of the front end and conv blocks, in forward order."""
+    parts = [model.frontend, model.blocks]
+    convs = [m for part in parts for m in part.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for part in parts for m in part.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return convs, norms
+
+
+def read_backbone(path: str | os.PathLike[str]) -> tuple[ModelInfo, ModelConfig, dict[str, torch.Tensor]]:
+    """The model file's info, its architecture and a state dict of its front end and conv blocks.
+
+    The state dict's keys are those of `build_model(config)` (``frontend.*``, ``blocks.*``);
+    the head (and a CRNN's GRU) are not included: a new vocabulary needs new ones.
+    Raises `BackboneError` with the reason when the file cannot be used.
+    """
+    proto = onnx.load(str(path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if METADATA_KEY not in meta:
+        raise BackboneError(f"{path}: not a genreclass model (no '{METADATA_KEY}' metadata)")
+    info = ModelInfo.from_json(meta[METADATA_KEY], str(path))
+    if "model_config" not in info.training:
+        raise BackboneError(f"{path}: its metadata has no 'model_config'; re-export it with this version's training")
+    config = ModelConfig(**info.training["model_config"])
+    model = build_model(config)
+    convs, norms = _backbone_modules(model)
+    weights = {t.name: t for t in proto.graph.initializer}
+    conv_nodes = [n for n in proto.graph.node if n.op_type == "Conv"]
+    norm_nodes = [n for n in proto.graph.node if n.op_type == "BatchNormalization"]
+    if len(conv_nodes) != len(convs) or len(norm_nodes) != len(norms):
+        raise BackboneError(
+            f"{path}: {len(conv_nodes)} convolutions and {len(norm_nodes)} batch norms in the file, "
+            f"{config.arch} {config.channels} has {len(convs)} and {len(norms)} "
+            "(files exported with folded batch norms cannot be fine-tuned)"
+        )
+
+    def tensor(name: str, like: torch.Tensor) -> torch.Tensor:
+        if name not in weights:
+            raise BackboneError(f"{path}: weight {name!r} is computed in the graph, not stored")
+        value = torch.from_numpy(numpy_helper.to_array(weights[name]).copy())
+        if value.shape != like.shape:
+            raise BackboneError(f"{path}: weight {name!r} has shape {tuple(value.shape)}, expected {tuple(like.shape)}")
+        return value
+
+    for module, node in zip(convs, conv_nodes):
+        module.weight.data = tensor(node.input[1], module.weight)
+    for module, node in zip(norms, norm_nodes):
+        # BatchNormalization inputs: X, scale, B, input_mean, input_var
+        for attr, name in zip(("weight", "bias", "running_mean", "running_var"), node.input[1:5]):
+            getattr(module, attr).data = tensor(name, getattr(module, attr))
+    state = {
+        k: v
+        for k, v in model.state_dict().items()
+        if k.startswith(("frontend.", "blocks.")) and not k.endswith("num_batches_tracked")
+    }
+    return info, config, state

@@ -1,0 +1,272 @@
+"""Retrain on a personal collection: pick the vocabulary, split by artist, fine-tune, compare.
+
+`beet genreclass-train` and `benchmarks/learning_curve.py` both run this module, so the
+benchmark measures what users get. Fine-tuning reads the base model's front end and conv
+blocks from its `.onnx` (`training.backbone`) and learns a new head for the new labels;
+``from_scratch`` starts from random weights instead. The held-out artists' tracks are
+classified by the new model and by the base model with onnxruntime, windows placed exactly as
+the plugin places them, so the two accuracies printed side by side are comparable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genre_model import AudioDecodeError, Classifier, FrontendConfig, ModelInfo, track_features
+from genre_model.classifier import bundled_model_path
+from training.datasets import Track
+from training.evaluate import metrics_from_probs, plot_confusion, plot_history
+from training.features import FeatureCache
+from training.labels import genre_key
+from training.splits import check_disjoint, group_holdout
+from training.windows import prepare
+
+FINE_TUNE_LR = 1e-3  # the conv blocks are already trained: a gentler step than from scratch
+SCRATCH_LR = 3e-3
+
+
+class NotEnoughData(Exception):
+    """The collection cannot support a train/held-out split in the asked vocabulary; says what is missing."""
+
+
+@dataclasses.dataclass
+class RetrainOptions:
+    """How `retrain` trains.
+
+    base_model: `.onnx` to fine-tune from and to compare against (None: the bundled model).
+    from_scratch: random initial weights (the base model is still the comparison).
+    lr: None picks `FINE_TUNE_LR` or `SCRATCH_LR`.
+    """
+
+    epochs: int = 30
+    from_scratch: bool = False
+    base_model: str | None = None
+    lr: float | None = None
+    class_balance: float = 0.5
+    seed: int = 0
+    workers: int = 2
+    device: str = "auto"
+    name: str = "genreclass-personal"
+
+
+@dataclasses.dataclass
+class RetrainResult:
+    model_path: Path
+    info: ModelInfo
+    card: dict[str, Any]  # also written to `card_path`
+    card_path: Path
+
+
+def select_labels(
+    tracks: Sequence[Track], vocabulary: Sequence[str] | None = None, min_tracks: int = 10
+) -> tuple[list[Track], list[str]]:
+    """Keep the tracks whose label is in `vocabulary`, or whose label has at least `min_tracks` tracks.
+
+    Vocabulary names match labels up to case and punctuation and give the spelling. Raises
+    `NotEnoughData` naming the labels that fall short when fewer than two labels remain.
+    """
+    counts = Counter(t.label for t in tracks)
+    if vocabulary:
+        spelling = {genre_key(v): v for v in vocabulary}
+        kept = [
+            dataclasses.replace(t, label=spelling[genre_key(t.label)]) for t in tracks if genre_key(t.label) in spelling
+        ]
+        have = Counter(t.label for t in kept)
+        short = [v for v in vocabulary if have[v] < 2]
+        if short:
+            listing = ", ".join(f"{v} ({have[v]})" for v in short)
+            raise NotEnoughData(
+                f"every vocabulary genre needs at least 2 tracks (one to train, one to check); short: {listing}"
+            )
+        return kept, list(vocabulary)
+    labels = sorted(label for label, n in counts.items() if n >= min_tracks)
+    if len(labels) < 2:
+        best = ", ".join(f"{label} {n} (needs {max(0, min_tracks - n)} more)" for label, n in counts.most_common(5))
+        raise NotEnoughData(
+            f"need at least 2 genres with {min_tracks} or more tagged tracks each, found {len(labels)}"
+            + (f"; most common: {best}" if best else "; no track with genres matched")
+        )
+    return [t for t in tracks if t.label in labels], labels
+
+
+def split_by_artist(
+    tracks: Sequence[Track], labels: Sequence[str], valid_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[Track], list[Track]]:
+    """Hold out about `valid_fraction` of the tracks as whole artists (`Track.group`).
+
+    Raises `NotEnoughData` when there are too few artists, or when a label would have no
+    training track left.
+    """
+    artists = {t.group for t in tracks}
+    if len(artists) < 2:
+        raise NotEnoughData(
+            f"all {len(tracks)} tracks are by one album artist; the held-out check needs tracks by at least 2"
+        )
+    train, valid = group_holdout(tracks, valid_fraction, seed)
+    missing = sorted(set(labels) - {t.label for t in train})
+    if missing:
+        raise NotEnoughData(
+            f"after holding out artists, no training track is left for: {', '.join(missing)}; "
+            "add tracks by more artists for these genres"
+        )
+    return train, valid
+
+
+def _vocabulary_map(new_labels: Sequence[str], base_labels: Sequence[str]) -> dict[int, int]:
+    """{new label index: base label index} for the labels both vocabularies share (up to case/punctuation)."""
+    base = {genre_key(b): j for j, b in enumerate(base_labels)}
+    return {i: base[genre_key(n)] for i, n in enumerate(new_labels) if genre_key(n) in base}
+
+
+def compare_models(
+    new: Classifier, base: Classifier, tracks: Sequence[Track], labels: Sequence[str], max_windows: int = 8
+) -> dict[str, Any]:
+    """Both models on the same held-out windows, decoded from the files as the plugin decodes them.
+
+    Returns the new model's metrics on every held-out track and, on the tracks whose label
+    the base model also has, both models' track accuracy with the base model's vote taken
+    over the shared labels only (a mapped comparison: its other labels are ignored).
+    """
+    windows, truth = [], []
+    for t in tracks:
+        try:
+            windows.append(track_features(t.path, new.info.frontend, max_windows))
+        except AudioDecodeError:
+            continue  # already reported when its training features were computed
+        truth.append(labels.index(t.label))
+    new_probs = [new.window_probabilities(w) for w in windows]
+    metrics = metrics_from_probs(new_probs, [labels[k] for k in truth], list(labels))
+    shared = _vocabulary_map(labels, base.info.labels)
+    pick = [k for k, target in enumerate(truth) if target in shared]
+    result: dict[str, Any] = {"new": metrics, "shared_labels": [labels[i] for i in sorted(shared)]}
+    if pick:
+        new_cols, base_cols = zip(*sorted(shared.items()))
+        base_votes = [base.window_probabilities(windows[k])[:, list(base_cols)].mean(0) for k in pick]
+        result["on_shared"] = {
+            "n_tracks": len(pick),
+            "new_track_accuracy": float(np.mean([new_probs[k].mean(0).argmax() == truth[k] for k in pick])),
+            "base_track_accuracy": float(
+                np.mean([new_cols[int(v.argmax())] == truth[k] for v, k in zip(base_votes, pick)])
+            ),
+        }
+    return result
+
+
+def retrain(
+    train_tracks: Sequence[Track],
+    valid_tracks: Sequence[Track],
+    labels: Sequence[str],
+    out_path: str | os.PathLike[str],
+    options: RetrainOptions,
+    cache_dir: str | os.PathLike[str],
+    log: Callable[[str], None] = print,
+) -> RetrainResult:
+    """Train on `train_tracks`, export `out_path` (.onnx) and its model card, compare on `valid_tracks`.
+
+    cache_dir: where log-mel features are cached (content-addressed; safe to keep between runs).
+    """
+    import torch  # noqa: F401  (fail here, before any work, when the train extra is missing)
+
+    from training.backbone import read_backbone
+    from training.export import export_onnx
+    from training.train import TrainConfig, fit
+
+    started = time.time()
+    out_path = Path(out_path)
+    base_path = options.base_model or str(bundled_model_path())
+    base = Classifier(base_path, device="cpu")
+    base_info, model_cfg, init_state = read_backbone(base_path)
+    if options.from_scratch:
+        init_state = None
+    cache = FeatureCache(cache_dir, FrontendConfig())
+    if cache.frontend != base_info.frontend and not options.from_scratch:
+        raise NotEnoughData(f"{base_path} uses a different front end; retrain with from_scratch")
+    digests: dict[str, str] = {}
+    train_w, _ = prepare(train_tracks, labels, cache, digests, options.workers, log)
+    valid_w, _ = prepare(valid_tracks, labels, cache, digests, options.workers, log)
+    check_disjoint(train_w.tracks, valid_w.tracks, digests.__getitem__)
+    if len(valid_w) == 0:
+        raise NotEnoughData("none of the held-out tracks could be decoded; nothing to check the new model on")
+    config = TrainConfig(
+        arch=model_cfg.arch,
+        epochs=options.epochs,
+        lr=options.lr or (SCRATCH_LR if options.from_scratch else FINE_TUNE_LR),
+        class_balance=options.class_balance,
+        keep_best=False,  # the held-out artists are the test set: never pick an epoch on them
+        patience=0,
+        seed=options.seed,
+        device=options.device,
+        model=model_cfg,
+    )
+    start = "from scratch" if options.from_scratch else f"fine-tuning {base_info.model_id}"
+    log(f"training {start}: {len(train_w)} tracks, {len(labels)} genres, {options.epochs} epochs")
+    with tempfile.TemporaryDirectory(prefix="genreclass-train-") as work:
+        result = fit(train_w, valid_w, config, work, log=log, init_state=init_state)
+    version = time.strftime("%Y%m%d-%H%M%S")
+    split = {
+        "method": "group hold-out by album artist",
+        "train_tracks": len(train_w),
+        "valid_tracks": len(valid_w),
+        "train_artists": len({t.group for t in train_w.tracks}),
+        "valid_artists": len({t.group for t in valid_w.tracks}),
+        "train_label_counts": dict(Counter(t.label for t in train_w.tracks)),
+        "valid_label_counts": dict(Counter(t.label for t in valid_w.tracks)),
+    }
+    info = ModelInfo(
+        name=options.name,
+        version=version,
+        labels=tuple(labels),
+        frontend=cache.frontend,
+        training={
+            "arch": model_cfg.arch,
+            "start": "scratch" if options.from_scratch else base_info.model_id,
+            "sources": sorted({t.source for t in train_w.tracks}),
+            "split": split,
+            "config": dataclasses.asdict(config),
+        },
+    )
+    parity = np.concatenate([valid_w.eval_windows(i, 2) for i in range(min(8, len(valid_w)))])
+    tmp_model = out_path.with_name(out_path.stem + ".partial.onnx")
+    export_onnx(result.model, info, tmp_model, parity)
+    comparison = compare_models(Classifier(tmp_model, device="cpu"), base, valid_w.tracks, labels)
+    new_metrics = comparison["new"]
+    # Store the held-out figures in the file itself, then move it into place in one step.
+    card_metrics = {
+        "protocol": f"held-out album artists ({split['valid_artists']}), last epoch",
+        **{k: new_metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks")},
+    }
+    if "on_shared" in comparison:
+        card_metrics["base_model_on_shared_labels"] = comparison["on_shared"] | {"base_model": base_info.model_id}
+    info = dataclasses.replace(info, metrics=card_metrics)
+    export_onnx(result.model, info, tmp_model, parity)
+    os.replace(tmp_model, out_path)
+    card = {
+        "model": info.model_id,
+        "file": str(out_path),
+        "labels": list(labels),
+        "base_model": base_info.model_id,
+        "start": info.training["start"],
+        "split": split,
+        "held_out": comparison,
+        "history": result.history,
+        "seconds": round(time.time() - started, 1),
+    }
+    stem = out_path.with_suffix("")
+    card_path = stem.with_name(stem.name + ".card.json")
+    card_path.write_text(json.dumps(card, indent=1))
+    plot_confusion(
+        np.array(new_metrics["confusion"]), labels, stem.with_name(stem.name + ".confusion.png"),
+        f"{info.model_id}, held-out artists",
+    )  # fmt: skip
+    plot_history(result.history, stem.with_name(stem.name + ".curves.png"))
+    return RetrainResult(out_path, info, card, card_path)
