@@ -26,6 +26,20 @@ from genre_model.errors import AudioDecodeError
 _RESAMPLE_MARGIN_S = 0.02
 
 
+def _truncation_tolerance(info: AudioInfo) -> float:
+    """Seconds of audio that may be missing before the declared end (0.5 s, or 2 % for long
+    files whose length the header only estimates). Audio ending earlier means a truncated or
+    damaged file: its missing windows would be silence, not music."""
+    return max(0.5, 0.02 * info.duration)
+
+
+def _truncated(path: str, info: AudioInfo, ends_at: float) -> AudioDecodeError:
+    return AudioDecodeError(
+        path,
+        f"truncated or damaged: the audio stops at {ends_at:.1f} s of the {info.duration:.1f} s its header declares",
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class AudioInfo:
     """What is known about a file before decoding: duration in seconds, native rate in Hz."""
@@ -70,7 +84,7 @@ def read_excerpts(
     except AudioDecodeError:
         raise
     except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
-        raise AudioDecodeError(path, f"decoding failed: {exc}") from exc
+        raise AudioDecodeError(path, f"decoding failed, the file may be damaged or truncated ({exc})") from exc
 
 
 def _check_readable(path: str) -> None:
@@ -109,9 +123,11 @@ def _read_soundfile(
     with soundfile.SoundFile(path) as f:
         for i, start in enumerate(starts):
             first = max(0.0, start - _RESAMPLE_MARGIN_S)
-            f.seek(int(first * src))
+            offset = f.seek(int(first * src))
             n_read = int(np.ceil((start - first + duration + _RESAMPLE_MARGIN_S) * src))
             block = f.read(n_read, dtype="float32", always_2d=True)
+            if len(block) < min(n_read, f.frames - offset) - _truncation_tolerance(info) * src:
+                raise _truncated(path, info, (offset + len(block)) / src)
             out[i] = _resample_trim(_to_mono(block), src, sample_rate, start - first, n_out)
     return out
 
@@ -172,4 +188,6 @@ def _read_ffmpeg(
         stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if pos == 0:
         raise AudioDecodeError(path, f"ffmpeg decoded no audio ({stderr.strip() or 'no output'})")
+    if pos < last_needed - _truncation_tolerance(info) * sample_rate:
+        raise _truncated(path, info, pos / sample_rate)
     return out

@@ -8,12 +8,14 @@ Results come back in completion order, each tagged with the index of its path.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import dataclasses
 import multiprocessing
 import os
 import signal
 from collections.abc import Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
@@ -56,6 +58,12 @@ def worker_context() -> multiprocessing.context.BaseContext:
 def _init_worker() -> None:
     # Ctrl-C is handled once, in the parent, which then stops after the tracks in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Decoder libraries (libmpg123 inside libsndfile) print resync notes about damaged files
+    # straight to file descriptor 2. Failures reach the parent as `AudioDecodeError` values and
+    # are logged there once, with the path; the raw notes would only interleave with them.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
     # Parallelism comes from the worker processes; BLAS threads inside each would oversubscribe.
     try:
         from threadpoolctl import threadpool_limits
@@ -93,27 +101,68 @@ def classify_files(
             result = _features_job(path, frontend, max_windows)
             yield from _batch_outcomes(classifier, [(i, path, result)])
         return
-    with cf.ProcessPoolExecutor(n_workers, mp_context=worker_context(), initializer=_init_worker) as pool:
-        in_flight: dict[cf.Future, tuple[int, str]] = {}
-        pending: list[tuple[int, str, np.ndarray | AudioDecodeError]] = []
-        exhausted = False
-        try:
-            while in_flight or not exhausted:
-                while not exhausted and len(in_flight) < n_workers * _JOBS_PER_WORKER:
-                    job = next(jobs, None)
-                    if job is None:
-                        exhausted = True
-                        break
-                    in_flight[pool.submit(_features_job, job[1], frontend, max_windows)] = job
-                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-                pending += [(*in_flight.pop(f), f.result()) for f in done]
-                # Run the model once enough windows are waiting to fill a batch (or at the end).
-                n_windows = sum(r.shape[0] for _, _, r in pending if not isinstance(r, AudioDecodeError))
-                if n_windows >= classifier.batch_size or not in_flight:
-                    yield from _batch_outcomes(classifier, pending)
-                    pending = []
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    yield from _pooled(classifier, jobs, n_workers, max_windows)
+
+
+# A file whose decoding kills its worker process twice (a decoder crash, not bad luck).
+_CRASH_REASON = "the decoder process crashed on this file"
+
+
+def _pooled(
+    classifier: Classifier, jobs: Iterator[tuple[int, str]], n_workers: int, max_windows: int | None
+) -> Iterator[Outcome]:
+    """`classify_files` with a process pool that survives a worker dying.
+
+    When a worker dies (a decoder segfault, the out-of-memory killer), every job in flight is
+    lost with it. The pool is replaced and those jobs are retried one at a time, so the file
+    that kills a worker again is the culprit: it fails with `_CRASH_REASON`, the others go on.
+    """
+    frontend = classifier.info.frontend
+
+    def new_pool() -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(n_workers, mp_context=worker_context(), initializer=_init_worker)
+
+    pool = new_pool()
+    in_flight: dict[cf.Future, tuple[tuple[int, str], bool]] = {}  # future -> (job, run alone?)
+    suspects: collections.deque[tuple[int, str]] = collections.deque()
+    pending: list[tuple[int, str, np.ndarray | AudioDecodeError]] = []
+    exhausted = False
+    try:
+        while in_flight or suspects or not exhausted:
+            if suspects:
+                if not in_flight:
+                    job = suspects.popleft()
+                    in_flight[pool.submit(_features_job, job[1], frontend, max_windows)] = (job, True)
+            while not suspects and not exhausted and len(in_flight) < n_workers * _JOBS_PER_WORKER:
+                job = next(jobs, None)
+                if job is None:
+                    exhausted = True
+                    break
+                in_flight[pool.submit(_features_job, job[1], frontend, max_windows)] = (job, False)
+            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+            crashed = False
+            for future in done:
+                job, alone = in_flight.pop(future)
+                try:
+                    pending.append((*job, future.result()))
+                except BrokenProcessPool:
+                    crashed = True
+                    if alone:
+                        pending.append((*job, AudioDecodeError(job[1], _CRASH_REASON)))
+                    else:
+                        suspects.append(job)
+            if crashed:
+                suspects.extend(job for job, _ in in_flight.values())
+                in_flight.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = new_pool()
+            # Run the model once enough windows are waiting to fill a batch (or at the end).
+            n_windows = sum(r.shape[0] for _, _, r in pending if not isinstance(r, AudioDecodeError))
+            if pending and (n_windows >= classifier.batch_size or not in_flight):
+                yield from _batch_outcomes(classifier, pending)
+                pending = []
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _batch_outcomes(

@@ -12,6 +12,8 @@ from audio_factory import write_tone
 from beets_harness import BEET, Beets, digest, genres_in_file
 
 pytestmark = pytest.mark.slow
+
+
 @pytest.fixture
 def library(tmp_path, tiny_model) -> Beets:
     beets = Beets(tmp_path, tiny_model)

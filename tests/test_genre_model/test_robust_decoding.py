@@ -1,0 +1,131 @@
+"""Damaged, extreme and hour-long files at the runtime level: typed errors, bounded memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from audio_factory import write_tone
+from markers import needs_ffmpeg
+
+from genre_model import AudioDecodeError, Classifier, FrontendConfig, classify_files, decode_windows
+
+FE = FrontendConfig()
+HOUR_S = 3600
+
+
+def _write_hour_flac(path: Path, sr: int = 44100) -> Path:
+    """A 1-hour 44.1 kHz tone, written a minute at a time (the test never holds it whole)."""
+    t = np.arange(sr * 60) / sr
+    minute = (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+    with soundfile.SoundFile(path, "w", sr, 1, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(HOUR_S // 60):
+            f.write(minute)
+    return path
+
+
+def _peak_rss_mb_of_features(path: Path) -> tuple[float, float]:
+    """(baseline, peak) resident memory in MB of a fresh process computing one track's windows."""
+    code = (
+        "import resource, sys\n"
+        "from genre_model import FrontendConfig, track_features\n"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "w = track_features(sys.argv[1], FrontendConfig(), 8)\n"
+        "assert w.shape == (8, 64, 92)\n"
+        "print(base / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    base, peak = map(float, out.stdout.split())
+    return base, peak
+
+
+@pytest.mark.slow
+def test_hour_long_flac_is_classified_without_decoding_it_whole(tmp_path):
+    path = _write_hour_flac(tmp_path / "hour.flac")
+    base, peak = _peak_rss_mb_of_features(path)
+    # Whole at 44.1 kHz float32 it would be 635 MB; eight 3 s windows are well under 1 MB.
+    assert peak - base < 60, (base, peak)
+
+
+@pytest.mark.slow
+@needs_ffmpeg
+def test_hour_long_file_through_ffmpeg_streams_in_bounded_memory(tmp_path):
+    path = tmp_path / "hour.mka"  # Matroska/PCM: libsndfile cannot open it, ffmpeg streams it
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"sine=frequency=220:sample_rate=16000:duration={HOUR_S}",
+         "-c:a", "pcm_s16le", str(path)],
+        check=True,
+    )  # fmt: skip
+    base, peak = _peak_rss_mb_of_features(path)
+    assert peak - base < 60, (base, peak)  # whole: 230 MB at 16 kHz float32
+
+
+def test_truncated_files_are_reported_not_padded_with_silence(tmp_path):
+    for ext in (".mp3", ".flac"):
+        whole = write_tone(tmp_path / f"whole{ext}", 300.0, seconds=12.0)
+        cut = tmp_path / f"cut{ext}"
+        cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+        with pytest.raises(AudioDecodeError, match="truncated|damaged") as info:
+            decode_windows(cut, FE, 8)
+        assert info.value.path == str(cut)
+
+
+def test_eight_channel_96k_and_8k_mono_files_decode(tmp_path):
+    from audio_factory import tone, write_audio
+
+    wide = write_audio(tmp_path / "wide.wav", tone(500.0, 4.0, sr=96000, channels=8), 96000)
+    narrow = write_tone(tmp_path / "narrow.flac", 500.0, seconds=4.0, sr=8000)
+    for path in (wide, narrow):
+        windows = decode_windows(path, FE, 8)
+        assert windows.shape == (1, FE.window_samples) and np.isfinite(windows).all()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids below `pid` (children, grandchildren, ...), read from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        kids = [p for p, parent in parents.items() if parent in frontier]
+        found += kids
+        frontier = kids
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_decoder_process_killed_mid_run_costs_no_file(tmp_path, tiny_model):
+    paths = [write_tone(tmp_path / f"t{i:02d}.flac", 200.0 if i % 2 else 5000.0, seconds=30.0) for i in range(24)]
+    clf = Classifier(tiny_model, device="cpu")
+    killed = threading.Event()
+
+    def kill_a_worker() -> None:
+        # Wait until the pool's workers exist, then kill the newest descendant (a decoder; the
+        # forkserver is the oldest) the way an out-of-memory killer or a decoder segfault would.
+        for _ in range(200):
+            procs = _descendants(os.getpid())
+            if len(procs) >= 3:
+                os.kill(max(procs), signal.SIGKILL)
+                killed.set()
+                return
+            time.sleep(0.02)
+
+    threading.Thread(target=kill_a_worker, daemon=True).start()
+    outcomes = list(classify_files(clf, paths, max_windows=None, workers=2))
+    assert killed.is_set()
+    assert sorted(o.index for o in outcomes) == list(range(len(paths)))
+    # The files in flight when the worker died are decoded again, one at a time: none is lost.
+    assert all(o.error is None for o in outcomes), [o.error for o in outcomes if o.error]
