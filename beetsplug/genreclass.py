@@ -19,10 +19,12 @@ from collections.abc import Iterable, Iterator
 
 import yaml
 from beets import config as beets_config
-from beets import ui
+from beets import plugins, ui
 from beets.dbcore import types
 from beets.library import Item
 from beets.plugins import BeetsPlugin
+from beets.util import syspath
+from mediafile import MediaFile, UnreadableFileError
 
 from genre_model import Classifier, GenreModelError, ModelError, Outcome, classify_files, resolve_workers
 from genre_model.classifier import DEVICES, VOTES
@@ -290,17 +292,13 @@ class GenreClassPlugin(BeetsPlugin):
                 self._log.debug("skipping {}: {}", item.filepath, reason)
             else:
                 todo.append(item)
-        failures: list[str] = []
         started = last_report = time.monotonic()
         paths = [os.fsdecode(item.path) for item in todo]
         try:
             with _stop_requests() as stop:
                 outcomes = classify_files(classifier, paths, settings["max_windows"], settings["workers"])
                 for done, outcome in enumerate(outcomes, 1):
-                    result = self._apply(todo[outcome.index], outcome, model_id, settings, write, pretend)
-                    summary[result[0]] += 1
-                    if result[0] == "failed":
-                        failures.append(result[1])
+                    summary[self._apply(todo[outcome.index], outcome, model_id, settings, write, pretend)] += 1
                     if stop.is_set():
                         outcomes.close()  # waits for the decoders in flight, starts no new ones
                         raise KeyboardInterrupt
@@ -313,7 +311,7 @@ class GenreClassPlugin(BeetsPlugin):
         except KeyboardInterrupt:
             raise ui.UserError("genreclass: interrupted; finished tracks are saved, run again to continue") from None
         finally:
-            self._report(summary, failures, pretend)
+            self._report(summary, pretend)
         return summary
 
     @staticmethod
@@ -324,13 +322,12 @@ class GenreClassPlugin(BeetsPlugin):
             return "already has genres"
         return None
 
-    def _apply(
-        self, item: Item, outcome: Outcome, model_id: str, settings: dict, write: bool, pretend: bool
-    ) -> tuple[str, str]:
-        """Set one item's genres from its outcome; returns (summary key, failure message)."""
+    def _apply(self, item: Item, outcome: Outcome, model_id: str, settings: dict, write: bool, pretend: bool) -> str:
+        """Set one item's genres from its outcome; returns its summary key. Each failure is
+        logged here, once, with the path and the reason."""
         if outcome.error is not None:
             self._log.error("{}: {}", item.filepath, outcome.error.reason)
-            return "failed", f"{item.filepath}: {outcome.error.reason}"
+            return "failed"
         prediction = outcome.prediction
         genres = prediction.selected(settings["count"], settings["min_confidence"])
         ranked = ", ".join(f"{label} {p:.2f}" for label, p in prediction.genres[: max(3, settings["count"])])
@@ -338,24 +335,47 @@ class GenreClassPlugin(BeetsPlugin):
             self._log.info(
                 "{}: no genre reaches min_confidence {} ({})", item.filepath, settings["min_confidence"], ranked
             )
-            return "uncertain", ""
+            return "uncertain"
         changed = list(item.get("genres") or []) != genres
-        self._log.info("{}{}: {} ({})", "[pretend] " if pretend else "", item.filepath, "; ".join(genres), ranked)
+        verdict = f"{'; '.join(genres)} ({ranked})"
         if pretend:
-            return ("classified" if changed else "unchanged"), ""
+            self._log.info("[pretend] {}: {}", item.filepath, verdict)
+            return "classified" if changed else "unchanged"
         item.genres = genres
         item.genreclass_confidence = prediction.confidence
         item.genreclass_model = model_id
-        if write and changed and not item.try_write():
-            # beets has logged why; the database keeps its old values so a rerun retries.
-            item.load()
-            return "failed", f"{item.filepath}: could not write tags"
+        if write and changed:
+            reason = self._write_genres(item)
+            if reason:
+                self._log.error("{}: cannot write tags ({}); it would be {}", item.filepath, reason, verdict)
+                item.load()  # the database keeps its old values, so a rerun retries this track
+                return "failed"
         item.store()
-        return ("classified" if changed else "unchanged"), ""
+        self._log.info("{}: {}", item.filepath, verdict)
+        return "classified" if changed else "unchanged"
 
-    def _report(self, summary: Counter, failures: list[str], pretend: bool) -> None:
+    @staticmethod
+    def _write_genres(item: Item) -> str | None:
+        """Write only the genre tag into the file; returns why it could not be written, else None.
+
+        `Item.write` would rewrite every media field from the database: beets' normalised
+        values and empty defaults (BPM 0, disc 0/0, ...) would replace what the file holds. This
+        is `Item.write` restricted to ``genres``, with the same ``write``/``after_write`` events
+        for other plugins.
+        """
+        tags = {"genres": list(item.genres)}
+        try:
+            plugins.send("write", item=item, path=item.path, tags=tags)
+            mediafile = MediaFile(syspath(item.path), id3v23=beets_config["id3v23"].get(bool))
+            mediafile.update(tags)
+            mediafile.save()
+        except (UnreadableFileError, OSError) as exc:
+            return str(exc).replace(f": {item.filepath!r}", "").replace(f": '{item.filepath}'", "")
+        item.mtime = item.current_mtime()
+        plugins.send("after_write", item=item, path=item.path)
+        return None
+
+    def _report(self, summary: Counter, pretend: bool) -> None:
         keys = ("classified", "unchanged", "uncertain", "skipped", "failed")
         line = ", ".join(f"{summary[k]} {k}" for k in keys)
         self._log.info("{}{}", "pretend: " if pretend else "", line)
-        for failure in failures:
-            self._log.warning("failed: {}", failure)

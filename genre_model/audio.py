@@ -154,6 +154,7 @@ def _ffprobe(path: str) -> AudioInfo:
         info = AudioInfo(duration, int(stream["sample_rate"]), int(stream["channels"]), "ffmpeg")
     except (KeyError, IndexError, ValueError, TypeError):
         reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no audio stream found"
+        reason = reason.removeprefix(f"{path}: ")  # ffprobe names the file; the caller already does
         raise AudioDecodeError(path, f"not a readable audio file ({reason})") from None
     if not duration > 0:
         raise AudioDecodeError(path, "audio stream has no duration")

@@ -40,7 +40,7 @@ class Beets:
             "library": str(root / "library.db"),
             "plugins": ["genreclass"],
             "create_backup_before_migrations": False,
-            "import": {"copy": False, "write": True, "resume": False, "incremental": False},
+            "import": {"copy": False, "write": True, "resume": False, "incremental": False, "duplicate_action": "keep"},
             "genreclass": {"model": str(model), "workers": 0, "max_windows": 3, **plugin_config},
         }
         self.write_config()
