@@ -11,11 +11,13 @@ import importlib
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from typing import TextIO
 
 import yaml
 from beets import config as beets_config
@@ -69,6 +71,49 @@ def _stop_requests() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+class _Progress:
+    """Progress of a run on stderr: on a terminal, a bar redrawn in place with tracks/s and the
+    time left; elsewhere (pipes, log files) one log line every `_PROGRESS_EVERY_S` seconds."""
+
+    BAR_WIDTH = 30
+    REDRAW_S = 0.1
+
+    def __init__(self, total: int, log, stream: TextIO | None = None) -> None:
+        self.total, self.log = total, log
+        self.stream = stream or sys.stderr
+        self.on_terminal = total > 0 and self.stream.isatty()
+        self.started = self.last = time.monotonic()
+        self.drawn = False
+
+    def rate(self, done: int) -> float:
+        return done / max(time.monotonic() - self.started, 1e-9)
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if self.on_terminal:
+            if now - self.last < self.REDRAW_S and done < self.total:
+                return
+            rate = self.rate(done)
+            filled = self.BAR_WIDTH * done // self.total
+            left = (self.total - done) / rate if rate > 0 else 0.0
+            self.stream.write(
+                f"\r\x1b[Kgenreclass: [{'#' * filled}{'.' * (self.BAR_WIDTH - filled)}] {done}/{self.total} tracks, "
+                f"{rate:.1f} tracks/s, {int(left // 60)}:{int(left % 60):02d} left"
+            )
+            self.stream.flush()
+            self.drawn, self.last = True, now
+        elif now - self.last > _PROGRESS_EVERY_S and done < self.total:
+            self.log.info("{}/{} tracks ({:.1f} tracks/s)", done, self.total, self.rate(done))
+            self.last = now
+
+    def clear(self) -> None:
+        """Erase the bar so that a log line starts on a clean line (it is redrawn on the next update)."""
+        if self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.drawn = False
+
+
 class GenreClassPlugin(BeetsPlugin):
     item_types = {"genreclass_confidence": types.FLOAT, "genreclass_model": types.STRING}
 
@@ -89,6 +134,7 @@ class GenreClassPlugin(BeetsPlugin):
             }
         )
         self._classifier: Classifier | None = None
+        self._progress = _Progress(0, self._log)
         if self.config["auto"].get(bool):
             self.import_stages = [self.imported]
 
@@ -292,26 +338,24 @@ class GenreClassPlugin(BeetsPlugin):
                 self._log.debug("skipping {}: {}", item.filepath, reason)
             else:
                 todo.append(item)
-        started = last_report = time.monotonic()
         paths = [os.fsdecode(item.path) for item in todo]
+        progress = self._progress = _Progress(len(todo), self._log)
         try:
             with _stop_requests() as stop:
                 outcomes = classify_files(classifier, paths, settings["max_windows"], settings["workers"])
                 for done, outcome in enumerate(outcomes, 1):
                     summary[self._apply(todo[outcome.index], outcome, model_id, settings, write, pretend)] += 1
+                    progress.update(done)
                     if stop.is_set():
                         outcomes.close()  # waits for the decoders in flight, starts no new ones
                         raise KeyboardInterrupt
-                    if time.monotonic() - last_report > _PROGRESS_EVERY_S and done < len(todo):
-                        last_report = time.monotonic()
-                        rate = done / (last_report - started)
-                        self._log.info("{}/{} tracks ({:.1f} tracks/s)", done, len(todo), rate)
         except GenreModelError as exc:
             raise ui.UserError(f"genreclass: {exc}") from None
         except KeyboardInterrupt:
             raise ui.UserError("genreclass: interrupted; finished tracks are saved, run again to continue") from None
         finally:
-            self._report(summary, pretend)
+            progress.clear()
+            self._report(summary, pretend, progress)
         return summary
 
     @staticmethod
@@ -326,19 +370,21 @@ class GenreClassPlugin(BeetsPlugin):
         """Set one item's genres from its outcome; returns its summary key. Each failure is
         logged here, once, with the path and the reason."""
         if outcome.error is not None:
+            self._progress.clear()
             self._log.error("{}: {}", item.filepath, outcome.error.reason)
             return "failed"
         prediction = outcome.prediction
         genres = prediction.selected(settings["count"], settings["min_confidence"])
         ranked = ", ".join(f"{label} {p:.2f}" for label, p in prediction.genres[: max(3, settings["count"])])
         if not genres:
-            self._log.info(
+            self._track_line(
                 "{}: no genre reaches min_confidence {} ({})", item.filepath, settings["min_confidence"], ranked
             )
             return "uncertain"
         changed = list(item.get("genres") or []) != genres
         verdict = f"{'; '.join(genres)} ({ranked})"
         if pretend:
+            self._progress.clear()  # pretend exists to show these: always, above the bar
             self._log.info("[pretend] {}: {}", item.filepath, verdict)
             return "classified" if changed else "unchanged"
         item.genres = genres
@@ -347,12 +393,17 @@ class GenreClassPlugin(BeetsPlugin):
         if write and changed:
             reason = self._write_genres(item)
             if reason:
+                self._progress.clear()
                 self._log.error("{}: cannot write tags ({}); it would be {}", item.filepath, reason, verdict)
                 item.load()  # the database keeps its old values, so a rerun retries this track
                 return "failed"
         item.store()
-        self._log.info("{}: {}", item.filepath, verdict)
+        self._track_line("{}: {}", item.filepath, verdict)
         return "classified" if changed else "unchanged"
+
+    def _track_line(self, fmt: str, *args) -> None:
+        """A per-track line: shown as it happens when output is a log, behind -v under the bar."""
+        (self._log.debug if self._progress.on_terminal else self._log.info)(fmt, *args)
 
     @staticmethod
     def _write_genres(item: Item) -> str | None:
@@ -375,7 +426,10 @@ class GenreClassPlugin(BeetsPlugin):
         plugins.send("after_write", item=item, path=item.path)
         return None
 
-    def _report(self, summary: Counter, pretend: bool) -> None:
+    def _report(self, summary: Counter, pretend: bool, progress: _Progress) -> None:
         keys = ("classified", "unchanged", "uncertain", "skipped", "failed")
         line = ", ".join(f"{summary[k]} {k}" for k in keys)
-        self._log.info("{}{}", "pretend: " if pretend else "", line)
+        done = sum(summary[k] for k in keys if k != "skipped")
+        elapsed = time.monotonic() - progress.started
+        timing = f" in {elapsed:.1f} s ({progress.rate(done):.1f} tracks/s)" if done else ""
+        self._log.info("{}{}{}", "pretend: " if pretend else "", line, timing)

@@ -1,0 +1,44 @@
+"""The run's progress display: a bar on a terminal, periodic log lines elsewhere."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+
+from beets import logging as beets_logging
+
+from beetsplug import genreclass
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bar_on_a_terminal_shows_count_rate_and_time_left(monkeypatch):
+    stream = Terminal()
+    progress = genreclass._Progress(200, beets_logging.getLogger("test"), stream)
+    assert progress.on_terminal
+    monkeypatch.setattr(progress, "started", time.monotonic() - 10.0)  # 50 tracks in 10 s
+    monkeypatch.setattr(progress, "last", progress.started)
+    progress.update(50)
+    line = stream.getvalue().split("\r\x1b[K")[-1]
+    assert "[#######.......................] 50/200 tracks" in line
+    assert "5.0 tracks/s" in line and "0:30 left" in line
+    progress.clear()
+    assert stream.getvalue().endswith("\r\x1b[K") and not progress.drawn
+
+
+def test_without_a_terminal_a_log_line_every_few_seconds(monkeypatch, caplog):
+    stream = io.StringIO()
+    progress = genreclass._Progress(10, beets_logging.getLogger("test.progress"), stream)
+    assert not progress.on_terminal
+    with caplog.at_level(logging.INFO, logger="test.progress"):
+        progress.update(1)  # too soon for a line
+        monkeypatch.setattr(progress, "last", time.monotonic() - genreclass._PROGRESS_EVERY_S - 1)
+        progress.update(2)
+    assert stream.getvalue() == ""
+    assert len(caplog.records) == 1
+    assert re.fullmatch(r"2/10 tracks \(\d+\.\d tracks/s\)", caplog.records[0].getMessage())
