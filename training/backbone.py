@@ -60,7 +60,12 @@ def read_backbone(path: str | os.PathLike[str]) -> tuple[ModelInfo, ModelConfig,
             "(files exported with folded batch norms cannot be fine-tuned)"
         )
 
+    # The exporter stores equal tensors once and feeds the copies through Identity nodes.
+    aliases = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Identity"}
+
     def tensor(name: str, like: torch.Tensor) -> torch.Tensor:
+        while name not in weights and name in aliases:
+            name = aliases[name]
         if name not in weights:
             raise BackboneError(f"{path}: weight {name!r} is computed in the graph, not stored")
         value = torch.from_numpy(numpy_helper.to_array(weights[name]).copy())

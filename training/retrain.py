@@ -237,19 +237,22 @@ def retrain(
     )
     parity = np.concatenate([valid_w.eval_windows(i, 2) for i in range(min(8, len(valid_w)))])
     tmp_model = out_path.with_name(out_path.stem + ".partial.onnx")
-    export_onnx(result.model, info, tmp_model, parity)
-    comparison = compare_models(Classifier(tmp_model, device="cpu"), base, valid_w.tracks, labels)
-    new_metrics = comparison["new"]
-    # Store the held-out figures in the file itself, then move it into place in one step.
-    card_metrics = {
-        "protocol": f"held-out album artists ({split['valid_artists']}), last epoch",
-        **{k: new_metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks")},
-    }
-    if "on_shared" in comparison:
-        card_metrics["base_model_on_shared_labels"] = comparison["on_shared"] | {"base_model": base_info.model_id}
-    info = dataclasses.replace(info, metrics=card_metrics)
-    export_onnx(result.model, info, tmp_model, parity)
-    os.replace(tmp_model, out_path)
+    try:
+        export_onnx(result.model, info, tmp_model, parity)
+        comparison = compare_models(Classifier(tmp_model, device="cpu"), base, valid_w.tracks, labels)
+        new_metrics = comparison["new"]
+        # Store the held-out figures in the file itself, then move it into place in one step.
+        card_metrics = {
+            "protocol": f"held-out album artists ({split['valid_artists']}), last epoch",
+            **{k: new_metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks")},
+        }
+        if "on_shared" in comparison:
+            card_metrics["base_model_on_shared_labels"] = comparison["on_shared"] | {"base_model": base_info.model_id}
+        info = dataclasses.replace(info, metrics=card_metrics)
+        export_onnx(result.model, info, tmp_model, parity)
+        os.replace(tmp_model, out_path)
+    finally:
+        tmp_model.unlink(missing_ok=True)  # an interrupted run leaves no half-written model
     card = {
         "model": info.model_id,
         "file": str(out_path),

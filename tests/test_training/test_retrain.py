@@ -1,0 +1,83 @@
+"""Retraining pieces: weights read back from an exported file, vocabulary, artist split, comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genre_model import Classifier, FrontendConfig, ModelInfo
+from genre_model.classifier import bundled_model_path
+from training.backbone import BackboneError, read_backbone
+from training.datasets import Track, unify_spellings
+from training.export import export_onnx
+from training.models import CNN, CRNN, ModelConfig
+from training.retrain import NotEnoughData, _vocabulary_map, select_labels, split_by_artist
+
+
+@pytest.mark.parametrize("arch", ["cnn", "crnn"])
+def test_backbone_weights_come_back_exactly_from_the_exported_file(tmp_path, arch):
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch=arch, channels=(8, 16, 16), n_labels=3)
+    net = (CNN if arch == "cnn" else CRNN)(cfg)
+    with torch.no_grad():  # trained-looking batch-norm statistics, not the defaults
+        for m in net.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+                m.weight.uniform_(0.5, 1.5)
+    windows = np.random.default_rng(0).normal(-40, 10, (4, 64, 92)).astype(np.float32)
+    info = ModelInfo("t", "1", ("A", "B", "C"), FrontendConfig())
+    export_onnx(net, info, tmp_path / "m.onnx", windows)
+    got_info, got_cfg, state = read_backbone(tmp_path / "m.onnx")
+    assert got_cfg == cfg and got_info.labels == ("A", "B", "C")
+    own = net.state_dict()
+    assert state and all(k.startswith(("frontend.", "blocks.")) for k in state)
+    for key, value in state.items():
+        assert torch.equal(value, own[key]), key
+
+
+def test_the_bundled_model_can_seed_fine_tuning():
+    info, cfg, state = read_backbone(bundled_model_path())
+    assert cfg.arch == "cnn" and len(info.labels) == cfg.n_labels == 11
+    assert state["blocks.0.0.weight"].shape == (cfg.channels[0], 1, 3, 3)
+
+
+def test_a_file_without_architecture_is_refused_with_a_reason(tiny_model):
+    with pytest.raises(BackboneError, match="model_config"):
+        read_backbone(tiny_model)
+
+
+def _tracks(spec: dict[str, list[str]]) -> list[Track]:
+    """{label: [artist of each track]} -> tracks."""
+    return [
+        Track(f"/{label}/{i}", label, artist, "beets")
+        for label, artists in spec.items()
+        for i, artist in enumerate(artists)
+    ]
+
+
+def test_labels_are_kept_by_count_or_vocabulary_and_shortfalls_named():
+    tracks = _tracks({"Rock": ["a"] * 12, "Jazz": ["b"] * 10, "Polka": ["c"] * 3})
+    kept, labels = select_labels(tracks, min_tracks=10)
+    assert labels == ["Jazz", "Rock"] and len(kept) == 22
+    kept, labels = select_labels(tracks, vocabulary=["rock", "POLKA"])
+    assert labels == ["rock", "POLKA"] and {t.label for t in kept} == {"rock", "POLKA"}
+    with pytest.raises(NotEnoughData, match=r"Polka 3 \(needs 17 more\)"):
+        select_labels(tracks, min_tracks=20)
+    with pytest.raises(NotEnoughData, match=r"short: Blues \(0\)"):
+        select_labels(tracks, vocabulary=["Rock", "Blues"])
+
+
+def test_split_by_artist_keeps_artists_whole():
+    tracks = _tracks({"Rock": ["a", "a", "b", "b", "c", "c", "d"], "Jazz": ["e", "e", "f", "f", "g", "h", "h"]})
+    train, valid = split_by_artist(tracks, ["Jazz", "Rock"], 0.25)
+    assert valid and not {t.group for t in train} & {t.group for t in valid}
+    with pytest.raises(NotEnoughData, match="one album artist"):
+        split_by_artist(_tracks({"Rock": ["a"] * 5, "Jazz": ["a"] * 5}), ["Jazz", "Rock"])
+
+
+def test_spellings_unify_and_vocabularies_map_up_to_case():
+    tracks = unify_spellings(_tracks({"CHIME": ["a"], "Chime": ["b"], "chime": ["c", "d"], "Rock": ["e"]}))
+    assert sorted({t.label for t in tracks}) == ["Rock", "chime"]  # most common spelling wins
+    assert _vocabulary_map(["hip hop", "Drone", "ROCK"], Classifier(bundled_model_path()).info.labels) == {0: 5, 2: 10}
