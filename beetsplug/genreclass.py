@@ -277,24 +277,28 @@ class GenreClassPlugin(BeetsPlugin):
             raise ui.UserError(f"genreclass-train: {exc}") from None
         except KeyboardInterrupt:
             raise ui.UserError("genreclass-train: interrupted; no model written") from None
-        held = result.card["held_out"]
-        new = held["new"]
-        ui.print_(f"held out: {new['n_tracks']} tracks by {result.card['split']['valid_artists']} album artists")
+        self._print_comparison(result.card)
+        if opts.install:
+            self._install(result.model_path)
+
+    @staticmethod
+    def _print_comparison(card: dict) -> None:
+        """The held-out figures of the new model next to the current model's, as `retrain`'s card has them."""
+        held, new = card["held_out"], card["held_out"]["new"]
+        ui.print_(f"held out: {new['n_tracks']} tracks by {card['split']['valid_artists']} album artists")
         ui.print_(
-            f"  {result.info.model_id}: track accuracy {new['track_accuracy']:.3f}, "
+            f"  {card['model']}: track accuracy {new['track_accuracy']:.3f}, "
             f"balanced {new['balanced_accuracy']:.3f}, macro-F1 {new['macro_f1']:.3f}"
         )
         if "on_shared" in held:
             shared = held["on_shared"]
             ui.print_(
                 f"  on the {shared['n_tracks']} tracks in genres both models know ({', '.join(held['shared_labels'])}): "
-                f"new {shared['new_track_accuracy']:.3f}, {result.card['base_model']} {shared['base_track_accuracy']:.3f}"
+                f"new {shared['new_track_accuracy']:.3f}, {card['base_model']} {shared['base_track_accuracy']:.3f}"
             )
         else:
-            ui.print_(f"  {result.card['base_model']} knows none of these genres: no comparison")
-        ui.print_(f"wrote {result.model_path} (card: {result.card_path})")
-        if opts.install:
-            self._install(result.model_path)
+            ui.print_(f"  {card['base_model']} knows none of these genres: no comparison")
+        ui.print_(f"wrote {card['file']} (card: {card['file'].removesuffix('.onnx')}.card.json)")
 
     @staticmethod
     def _aliases(path: str | None) -> dict[str, str]:

@@ -28,7 +28,7 @@ from training.datasets import Track
 from training.evaluate import metrics_from_probs, plot_confusion, plot_history
 from training.features import FeatureCache
 from training.labels import genre_key
-from training.splits import check_disjoint, group_holdout
+from training.splits import check_disjoint, group_kfold
 from training.windows import prepare
 
 FINE_TUNE_LR = 1e-3  # the conv blocks are already trained: a gentler step than from scratch
@@ -112,14 +112,22 @@ def split_by_artist(
         raise NotEnoughData(
             f"all {len(tracks)} tracks are by one album artist; the held-out check needs tracks by at least 2"
         )
-    train, valid = group_holdout(tracks, valid_fraction, seed)
-    missing = sorted(set(labels) - {t.label for t in train})
-    if missing:
-        raise NotEnoughData(
-            f"after holding out artists, no training track is left for: {', '.join(missing)}; "
-            "add tracks by more artists for these genres"
-        )
-    return train, valid
+    # Few artists: hold out one in len(artists) rather than ask for more folds than artists.
+    k = max(2, round(1 / max(valid_fraction, 1 / len(artists))))
+    folds = group_kfold(tracks, k, seed)
+    # The first fold whose hold-out leaves every label something to learn from.
+    for held in range(k):
+        train = [t for t, f in zip(tracks, folds) if f != held]
+        if set(labels) <= {t.label for t in train}:
+            return train, [t for t, f in zip(tracks, folds) if f == held]
+    raise NotEnoughData(
+        "every way of holding out artists leaves a genre without training tracks; "
+        f"add tracks by more artists for: {', '.join(_single_artist_labels(tracks, labels))}"
+    )
+
+
+def _single_artist_labels(tracks: Sequence[Track], labels: Sequence[str]) -> list[str]:
+    return [lab for lab in labels if len({t.group for t in tracks if t.label == lab}) < 2]
 
 
 def _vocabulary_map(new_labels: Sequence[str], base_labels: Sequence[str]) -> dict[int, int]:

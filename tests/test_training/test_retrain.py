@@ -73,6 +73,8 @@ def test_split_by_artist_keeps_artists_whole():
     tracks = _tracks({"Rock": ["a", "a", "b", "b", "c", "c", "d"], "Jazz": ["e", "e", "f", "f", "g", "h", "h"]})
     train, valid = split_by_artist(tracks, ["Jazz", "Rock"], 0.25)
     assert valid and not {t.group for t in train} & {t.group for t in valid}
+    train, valid = split_by_artist(_tracks({"Rock": ["a", "b"], "Jazz": ["c", "c"]}), ["Jazz", "Rock"], 0.2)
+    assert len({t.group for t in valid}) == 1  # 3 artists cannot fill 5 folds: one of 3 is held out
     with pytest.raises(NotEnoughData, match="one album artist"):
         split_by_artist(_tracks({"Rock": ["a"] * 5, "Jazz": ["a"] * 5}), ["Jazz", "Rock"])
 
