@@ -51,6 +51,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--cache", default="runs/feature-cache")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--methods", default="fine-tuned,scratch")
+    ap.add_argument("--ft-lr", type=float, default=None, help="fine-tuning learning rate [retrain's default]")
+    ap.add_argument("--ft-backbone-scale", type=float, default=None, help="fine-tuning backbone lr scale [default]")
     args = ap.parse_args()
 
     out = Path(args.out)
@@ -65,11 +68,13 @@ def main() -> None:
         pool = [t for t, f in zip(tracks, folds) if f != fold]
         for n in sizes:
             train = sample_per_genre(pool, labels, n, seed=fold)
-            for method in ("fine-tuned", "scratch"):
+            for method in args.methods.split(","):
                 started = time.time()
+                scratch = method == "scratch"
                 options = RetrainOptions(
-                    epochs=args.epochs, from_scratch=method == "scratch", base_model=args.base, workers=args.workers
-                )
+                    epochs=args.epochs, from_scratch=scratch, base_model=args.base, workers=args.workers,
+                    lr=None if scratch else args.ft_lr, backbone_lr_scale=None if scratch else args.ft_backbone_scale,
+                )  # fmt: skip
                 result = retrain(
                     train, test, labels, out / f"fold{fold}-n{n}-{method}.onnx", options, args.cache, log=lambda s: None
                 )
@@ -93,6 +98,8 @@ def main() -> None:
 
     def mean_sd(values) -> str:
         values = [v for v in values if v is not None]
+        if not values:
+            return "-"
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
@@ -105,7 +112,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     for n in sizes:
-        ft, sc = grouped[(n, "fine-tuned")], grouped[(n, "scratch")]
+        ft, sc = grouped[(n, "fine-tuned")], grouped[(n, "scratch")] or [{"track_accuracy": None, "macro_f1": None}]
         print(
             f"| {n} | {mean_sd(r['track_accuracy'] for r in ft)} | {mean_sd(r['track_accuracy'] for r in sc)} "
             f"| {mean_sd(r['macro_f1'] for r in ft)} | {mean_sd(r['macro_f1'] for r in sc)} "

@@ -18,7 +18,7 @@ from torch import nn
 
 from genre_model import ModelInfo
 from genre_model.model_file import METADATA_KEY
-from training.models import ModelConfig, build_model
+from training.models import BACKBONE_PREFIXES, ModelConfig, build_model
 
 
 class BackboneError(Exception):
@@ -82,6 +82,6 @@ def read_backbone(path: str | os.PathLike[str]) -> tuple[ModelInfo, ModelConfig,
     state = {
         k: v
         for k, v in model.state_dict().items()
-        if k.startswith(("frontend.", "blocks.")) and not k.endswith("num_batches_tracked")
+        if k.startswith(BACKBONE_PREFIXES) and not k.endswith("num_batches_tracked")
     }
     return info, config, state

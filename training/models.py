@@ -42,6 +42,11 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
 
+# Parameter-name prefixes of the layers a new vocabulary keeps (front end and conv blocks); the
+# rest (a CRNN's GRU, the head) is specific to the labels it was trained on.
+BACKBONE_PREFIXES = ("frontend.", "blocks.")
+
+
 def _conv_block(c_in: int, c_out: int, pool: tuple[int, int]) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),

@@ -31,8 +31,11 @@ from training.labels import genre_key
 from training.splits import check_disjoint, group_kfold
 from training.windows import prepare
 
-FINE_TUNE_LR = 1e-3  # the conv blocks are already trained: a gentler step than from scratch
 SCRATCH_LR = 3e-3
+# Fine-tuning: the new head learns at the full rate, the pretrained front end and conv blocks
+# at a tenth of it, so a small library adapts the features without overwriting them.
+FINE_TUNE_LR = 3e-3
+FINE_TUNE_BACKBONE_SCALE = 0.1
 
 
 class NotEnoughData(Exception):
@@ -45,13 +48,15 @@ class RetrainOptions:
 
     base_model: `.onnx` to fine-tune from and to compare against (None: the bundled model).
     from_scratch: random initial weights (the base model is still the comparison).
-    lr: None picks `FINE_TUNE_LR` or `SCRATCH_LR`.
+    lr: None picks `FINE_TUNE_LR` or `SCRATCH_LR`. backbone_lr_scale: None picks
+        `FINE_TUNE_BACKBONE_SCALE` when fine-tuning, 1 from scratch.
     """
 
     epochs: int = 30
     from_scratch: bool = False
     base_model: str | None = None
     lr: float | None = None
+    backbone_lr_scale: float | None = None
     class_balance: float = 0.5
     seed: int = 0
     workers: int = 2
@@ -209,6 +214,7 @@ def retrain(
         arch=model_cfg.arch,
         epochs=options.epochs,
         lr=options.lr or (SCRATCH_LR if options.from_scratch else FINE_TUNE_LR),
+        backbone_lr_scale=options.backbone_lr_scale or (1.0 if options.from_scratch else FINE_TUNE_BACKBONE_SCALE),
         class_balance=options.class_balance,
         keep_best=False,  # the held-out artists are the test set: never pick an epoch on them
         patience=0,

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from training.augment import AugmentConfig, augment
-from training.models import ModelConfig, build_model
+from training.models import BACKBONE_PREFIXES, ModelConfig, build_model
 from training.windows import TrackWindows
 
 
@@ -33,6 +33,8 @@ class TrainConfig:
     warmup_epochs: linear learning-rate warm-up before the cosine decay.
     keep_best: return the epoch of best validation track accuracy (else the last epoch, as
         cross-validation must, since its validation fold is its test set).
+    backbone_lr_scale: learning rate of the front end and conv blocks relative to `lr` (below 1
+        when fine-tuning: the pretrained features move slowly while the new head learns).
     """
 
     arch: str = "cnn"
@@ -50,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0
+    backbone_lr_scale: float = 1.0
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
@@ -143,7 +146,13 @@ def fit(
         model.load_state_dict(
             {k: v for k, v in init_state.items() if k in own and own[k].shape == v.shape}, strict=False
         )
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    backbone = [p for name, p in model.named_parameters() if name.startswith(BACKBONE_PREFIXES)]
+    rest = [p for name, p in model.named_parameters() if not name.startswith(BACKBONE_PREFIXES)]
+    opt = torch.optim.AdamW(
+        [{"params": backbone, "lr_scale": config.backbone_lr_scale}, {"params": rest, "lr_scale": 1.0}],
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+    )
     steps_per_epoch = max(1, len(train) * config.windows_per_track // config.batch_size)
     total = steps_per_epoch * config.epochs
     rng = np.random.default_rng(config.seed)
@@ -170,10 +179,11 @@ def fit(
         model.train()
         losses = []
         for step in range(steps_per_epoch):
+            lr = lr_at(
+                (epoch - 1) * steps_per_epoch + step, total, config.lr, int(config.warmup_epochs * steps_per_epoch)
+            )
             for group in opt.param_groups:
-                group["lr"] = lr_at(
-                    (epoch - 1) * steps_per_epoch + step, total, config.lr, int(config.warmup_epochs * steps_per_epoch)
-                )
+                group["lr"] = lr * group["lr_scale"]
             idx = train.balanced_indices(config.batch_size, rng, config.class_balance)
             x = torch.from_numpy(train.random_crops(idx, rng)).to(device)
             y = torch.from_numpy(train.targets[idx]).to(device)
@@ -187,7 +197,7 @@ def fit(
         record = {
             "epoch": epoch,
             "train_loss": float(np.mean(losses)),
-            "lr": opt.param_groups[0]["lr"],
+            "lr": opt.param_groups[-1]["lr"],
             "seconds": time.time() - start_time,
         }
         if valid is not None and len(valid):
