@@ -19,7 +19,6 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
-import yaml
 from beets import config as beets_config
 from beets import plugins, ui
 from beets.dbcore import types
@@ -247,73 +246,45 @@ class GenreClassPlugin(BeetsPlugin):
                 f"genreclass-train: {', '.join(missing)} not installed; install the training extra with: "
                 "pip install 'beets-genreclass[train]'"
             )
+        from training import retrain as personal
         from training.backbone import BackboneError
         from training.datasets import load_beets
-        from training.retrain import NotEnoughData, RetrainOptions, retrain, select_labels, split_by_artist
+        from training.labels import read_aliases
         from training.splits import SplitLeakError
 
         if opts.epochs < 1 or opts.min_tracks < 1 or not 0 < opts.valid_fraction < 1:
             raise ui.UserError("genreclass-train: --epochs and --min-tracks must be >= 1, --valid-fraction in (0, 1)")
         vocabulary = [v.strip() for v in opts.vocabulary.split(",") if v.strip()] if opts.vocabulary else None
-        tracks, left_out = load_beets(lib, args, self._aliases(opts.alias), vocabulary)
+        try:
+            aliases = read_aliases(opts.alias) if opts.alias else {}
+        except ValueError as exc:
+            raise ui.UserError(f"genreclass-train: {exc}") from None
+        tracks, left_out = load_beets(lib, args, aliases, vocabulary)
         for reason, n in sorted(left_out.items()):
             self._log.info("{} tracks left out: {}", n, reason)
         out = opts.out or os.path.join(_genreclass_dir(), time.strftime("personal-%Y%m%d-%H%M%S.onnx"))
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         base = self._model_path()
-        options = RetrainOptions(
+        options = personal.RetrainOptions(
             epochs=opts.epochs, from_scratch=opts.from_scratch, base_model=base, seed=0, workers=resolve_workers("auto")
         )
         try:
-            tracks, labels = select_labels(tracks, vocabulary, opts.min_tracks)
-            train, valid = split_by_artist(tracks, labels, opts.valid_fraction)
+            tracks, labels = personal.select_labels(tracks, vocabulary, opts.min_tracks)
+            train, valid = personal.split_by_artist(tracks, labels, opts.valid_fraction)
             self._log.info(
                 "{} genres: {}; {} tracks to train, {} held out", len(labels), ", ".join(labels), len(train), len(valid)
             )
             with contextlib.ExitStack() as stack:
                 cache = opts.cache or stack.enter_context(tempfile.TemporaryDirectory(prefix="genreclass-features-"))
-                result = retrain(train, valid, labels, out, options, cache, log=self._log.info)
-        except (NotEnoughData, SplitLeakError, BackboneError, ModelError) as exc:
+                result = personal.retrain(train, valid, labels, out, options, cache, log=self._log.info)
+        except (personal.NotEnoughData, SplitLeakError, BackboneError, ModelError) as exc:
             raise ui.UserError(f"genreclass-train: {exc}") from None
         except KeyboardInterrupt:
             raise ui.UserError("genreclass-train: interrupted; no model written") from None
-        self._print_comparison(result.card)
+        for line in personal.comparison_lines(result.card):
+            ui.print_(line)
         if opts.install:
             self._install(result.model_path)
-
-    @staticmethod
-    def _print_comparison(card: dict) -> None:
-        """The held-out figures of the new model next to the current model's, as `retrain`'s card has them."""
-        held, new = card["held_out"], card["held_out"]["new"]
-        ui.print_(f"held out: {new['n_tracks']} tracks by {card['split']['valid_artists']} album artists")
-        ui.print_(
-            f"  {card['model']}: track accuracy {new['track_accuracy']:.3f}, "
-            f"balanced {new['balanced_accuracy']:.3f}, macro-F1 {new['macro_f1']:.3f}"
-        )
-        if "on_shared" in held:
-            shared = held["on_shared"]
-            ui.print_(
-                f"  on the {shared['n_tracks']} tracks in genres both models know ({', '.join(held['shared_labels'])}): "
-                f"new {shared['new_track_accuracy']:.3f}, {card['base_model']} {shared['base_track_accuracy']:.3f}"
-            )
-        else:
-            ui.print_(f"  {card['base_model']} knows none of these genres: no comparison")
-        ui.print_(f"wrote {card['file']} (card: {card['file'].removesuffix('.onnx')}.card.json)")
-
-    @staticmethod
-    def _aliases(path: str | None) -> dict[str, str]:
-        if not path:
-            return {}
-        try:
-            with open(path, encoding="utf-8") as f:
-                aliases = yaml.safe_load(f) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ui.UserError(f"genreclass-train: cannot read --alias {path}: {exc}") from None
-        if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
-            raise ui.UserError(
-                f"genreclass-train: --alias {path} must map spellings to genre names ('hip hop: Hip-Hop')"
-            )
-        return {str(k): v for k, v in aliases.items()}
 
     def _install(self, model: os.PathLike) -> None:
         """Copy `model` to the installed-model path in one atomic step."""

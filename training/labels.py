@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 
@@ -48,3 +49,20 @@ def canonical_genre(name: str, aliases: Mapping[str, str] | None = None, vocabul
         if genre_key(label) == key:
             return label
     return "-".join(part[:1].upper() + part[1:] for part in name.strip().split("-")) if name.strip() else name
+
+
+def read_aliases(path: str | os.PathLike[str]) -> dict[str, str]:
+    """An alias file: a YAML mapping of spellings to canonical genres (``hip hop: Hip-Hop``).
+
+    Raises ValueError saying what is wrong with the file.
+    """
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            aliases = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read the alias file {path}: {exc}") from None
+    if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
+        raise ValueError(f"the alias file {path} must map spellings to genre names, e.g. 'hip hop: Hip-Hop'")
+    return {str(k): v for k, v in aliases.items()}

@@ -287,3 +287,24 @@ def retrain(
     )  # fmt: skip
     plot_history(result.history, stem.with_name(stem.name + ".curves.png"))
     return RetrainResult(out_path, info, card, card_path)
+
+
+def comparison_lines(card: dict[str, Any]) -> list[str]:
+    """The held-out figures of a `retrain` card as lines of text: the new model, then the base
+    model beside it on the genres both know."""
+    held, new = card["held_out"], card["held_out"]["new"]
+    lines = [
+        f"held out: {new['n_tracks']} tracks by {card['split']['valid_artists']} album artists",
+        f"  {card['model']}: track accuracy {new['track_accuracy']:.3f}, "
+        f"balanced {new['balanced_accuracy']:.3f}, macro-F1 {new['macro_f1']:.3f}",
+    ]
+    if "on_shared" in held:
+        shared = held["on_shared"]
+        lines.append(
+            f"  on the {shared['n_tracks']} tracks in genres both models know ({', '.join(held['shared_labels'])}): "
+            f"new {shared['new_track_accuracy']:.3f}, {card['base_model']} {shared['base_track_accuracy']:.3f}"
+        )
+    else:
+        lines.append(f"  {card['base_model']} knows none of these genres: no comparison")
+    lines.append(f"wrote {card['file']} (card: {card['file'].removesuffix('.onnx')}.card.json)")
+    return lines

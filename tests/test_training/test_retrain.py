@@ -83,3 +83,17 @@ def test_spellings_unify_and_vocabularies_map_up_to_case():
     tracks = unify_spellings(_tracks({"CHIME": ["a"], "Chime": ["b"], "chime": ["c", "d"], "Rock": ["e"]}))
     assert sorted({t.label for t in tracks}) == ["Rock", "chime"]  # most common spelling wins
     assert _vocabulary_map(["hip hop", "Drone", "ROCK"], Classifier(bundled_model_path()).info.labels) == {0: 5, 2: 10}
+
+
+def test_alias_files_are_read_or_refused_with_the_reason(tmp_path):
+    from training.labels import read_aliases
+
+    good = tmp_path / "aliases.yaml"
+    good.write_text("hip hop: Hip-Hop\nsynthwave: Electronic\n")
+    assert read_aliases(good) == {"hip hop": "Hip-Hop", "synthwave": "Electronic"}
+    bad = tmp_path / "list.yaml"
+    bad.write_text("- Rock\n- Jazz\n")
+    with pytest.raises(ValueError, match="must map spellings"):
+        read_aliases(bad)
+    with pytest.raises(ValueError, match="cannot read"):
+        read_aliases(tmp_path / "missing.yaml")
