@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 
 import mutagen
@@ -127,8 +128,8 @@ def test_m4a_gets_mp4_genre_atom(tmp_path, tiny_model):
     assert mutagen.File(path).tags["\xa9gen"] == ["Low"]
 
 
-def test_sigterm_stops_between_tracks_and_a_rerun_resumes(tmp_path, tiny_model):
-    import signal
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_between_tracks_and_a_rerun_resumes(tmp_path, tiny_model, signum):
 
     beets = Beets(tmp_path, tiny_model, max_windows=20)
     n = 60
@@ -141,7 +142,7 @@ def test_sigterm_stops_between_tracks_and_a_rerun_resumes(tmp_path, tiny_model):
     for line in proc.stderr:
         lines.append(line)
         if ": Low (" in line or ": High (" in line:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signum)
             break
     lines += proc.stderr.readlines()
     assert proc.wait(timeout=60) != 0
