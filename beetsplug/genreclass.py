@@ -187,7 +187,7 @@ class GenreClassPlugin(BeetsPlugin):
 
     def commands(self) -> list[ui.Subcommand]:
         cmd = ui.Subcommand("genreclass", help="classify genres from the audio and write them to tags")
-        cmd.parser.usage += (
+        cmd.parser.usage = "%prog [options] [QUERY]" + (
             "\n\nListen to each matching track (a few 3-second windows spread over it), vote over"
             "\nthe windows and set its 'genres' field. Tracks that already have genres, or that"
             "\nthis model has already classified, are skipped unless --force is given."
@@ -205,7 +205,7 @@ class GenreClassPlugin(BeetsPlugin):
 
     def _train_command(self) -> ui.Subcommand:
         cmd = ui.Subcommand("genreclass-train", help="train a genre model on this library's own genres")
-        cmd.parser.usage += (
+        cmd.parser.usage = "%prog [options] [QUERY]" + (
             "\n\nLearn the genres of the matching tracks that have them (the first genre of each,"
             "\nin canonical spelling) and write a model in your vocabulary. Album artists are"
             "\nsplit so none is on both sides; the new model and the current one are then scored"
