@@ -213,8 +213,12 @@ def retrain(
     config = TrainConfig(
         arch=model_cfg.arch,
         epochs=options.epochs,
-        lr=options.lr or (SCRATCH_LR if options.from_scratch else FINE_TUNE_LR),
-        backbone_lr_scale=options.backbone_lr_scale or (1.0 if options.from_scratch else FINE_TUNE_BACKBONE_SCALE),
+        lr=options.lr if options.lr is not None else (SCRATCH_LR if options.from_scratch else FINE_TUNE_LR),
+        backbone_lr_scale=(
+            options.backbone_lr_scale
+            if options.backbone_lr_scale is not None
+            else (1.0 if options.from_scratch else FINE_TUNE_BACKBONE_SCALE)
+        ),
         class_balance=options.class_balance,
         keep_best=False,  # the held-out artists are the test set: never pick an epoch on them
         patience=0,
