@@ -259,14 +259,23 @@ class GenreClassPlugin(BeetsPlugin):
             aliases = read_aliases(opts.alias) if opts.alias else {}
         except ValueError as exc:
             raise ui.UserError(f"genreclass-train: {exc}") from None
-        tracks, left_out = load_beets(lib, args, aliases, vocabulary)
+        base = self._model_path()
+        try:
+            base_labels = Classifier(base, device="cpu").info.labels  # spelling of genres it knows
+        except ModelError as exc:
+            raise ui.UserError(f"genreclass-train: {exc}") from None
+        tracks, left_out = load_beets(lib, args, aliases, vocabulary, spellings=base_labels)
         for reason, n in sorted(left_out.items()):
             self._log.info("{} tracks left out: {}", n, reason)
-        out = opts.out or os.path.join(_genreclass_dir(), time.strftime("personal-%Y%m%d-%H%M%S.onnx"))
+        version = time.strftime("%Y%m%d-%H%M%S")
+        out = opts.out or os.path.join(_genreclass_dir(), f"personal-{version}.onnx")
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        base = self._model_path()
         options = personal.RetrainOptions(
-            epochs=opts.epochs, from_scratch=opts.from_scratch, base_model=base, seed=0, workers=resolve_workers("auto")
+            epochs=opts.epochs,
+            from_scratch=opts.from_scratch,
+            base_model=base,
+            workers=resolve_workers("auto"),
+            version=version,
         )
         try:
             tracks, labels = personal.select_labels(tracks, vocabulary, opts.min_tracks)

@@ -10,6 +10,7 @@ name, which the exporter may rename or deduplicate.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import onnx
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 
 from genre_model import ModelInfo
 from genre_model.model_file import METADATA_KEY
+from training.labels import genre_key
 from training.models import BACKBONE_PREFIXES, ModelConfig, build_model
 
 
@@ -34,11 +36,13 @@ def _backbone_modules(model: nn.Module) -> tuple[list[nn.Conv2d], list[nn.module
 
 
 def read_backbone(path: str | os.PathLike[str]) -> tuple[ModelInfo, ModelConfig, dict[str, torch.Tensor]]:
-    """The model file's info, its architecture and a state dict of its front end and conv blocks.
+    """The model file's info, its architecture and a state dict of its front end, conv blocks and head.
 
-    The state dict's keys are those of `build_model(config)` (``frontend.*``, ``blocks.*``);
-    the head (and a CRNN's GRU) are not included: a new vocabulary needs new ones.
-    Raises `BackboneError` with the reason when the file cannot be used.
+    The state dict's keys are those of `build_model(config)`: ``frontend.*``, ``blocks.*`` and
+    the output layer ``head.1.weight`` (n_labels, features) and ``head.1.bias`` (n_labels,) in
+    the order of ``info.labels``, for a new vocabulary to take over the rows of the genres it
+    shares (`transplant_head`). A CRNN's GRU is not included. Raises `BackboneError` with the
+    reason when the file cannot be used.
     """
     proto = onnx.load(str(path))
     meta = {p.key: p.value for p in proto.metadata_props}
@@ -84,4 +88,29 @@ def read_backbone(path: str | os.PathLike[str]) -> tuple[ModelInfo, ModelConfig,
         for k, v in model.state_dict().items()
         if k.startswith(BACKBONE_PREFIXES) and not k.endswith("num_batches_tracked")
     }
+    head = model.head[-1]
+    gemm = [n for n in proto.graph.node if n.op_type == "Gemm"][-1]  # the output layer: Gemm(X, W, B)
+    weight = tensor(gemm.input[1], head.weight if _trans_b(gemm) else head.weight.T)
+    state["head.1.weight"] = weight if _trans_b(gemm) else weight.T.contiguous()
+    state["head.1.bias"] = tensor(gemm.input[2], head.bias)
     return info, config, state
+
+
+def _trans_b(node: onnx.NodeProto) -> bool:
+    return any(a.name == "transB" and a.i == 1 for a in node.attribute)
+
+
+def transplant_head(
+    state: dict[str, torch.Tensor], old_labels: Sequence[str], new_labels: Sequence[str], seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """`state` with its head re-shaped for `new_labels`: the rows of genres both vocabularies
+    have (equal up to case and punctuation) are kept, the others start as a fresh layer would."""
+    weight, bias = state["head.1.weight"], state["head.1.bias"]
+    torch.manual_seed(seed)
+    fresh = nn.Linear(weight.shape[1], len(new_labels))
+    new_weight, new_bias = fresh.weight.detach().clone(), fresh.bias.detach().clone()
+    old = {genre_key(label): j for j, label in enumerate(old_labels)}
+    for i, label in enumerate(new_labels):
+        if genre_key(label) in old:
+            new_weight[i], new_bias[i] = weight[old[genre_key(label)]], bias[old[genre_key(label)]]
+    return {**state, "head.1.weight": new_weight, "head.1.bias": new_bias}

@@ -171,6 +171,7 @@ def load_beets(
     aliases: Mapping[str, str] | None = None,
     vocabulary: Sequence[str] | None = None,
     include_predicted: bool = False,
+    spellings: Sequence[str] = (),
 ) -> tuple[list[Track], Counter]:
     """Items of a beets `Library` matching `query` whose ``genres`` are set, as labelled tracks.
 
@@ -178,12 +179,15 @@ def load_beets(
     first of its genres that is in it). The group is the album artist (else the artist), so a
     split never puts one artist on both sides. Items whose genres this plugin wrote
     (``genreclass_model`` set) are left out unless `include_predicted`: a model must not learn
-    its own guesses. returns (tracks, {reason: count of items left out}).
+    its own guesses. `spellings`: known labels (e.g. the current model's) whose spelling a
+    genre equal up to case and punctuation takes ("POP" -> "Pop"). returns (tracks, {reason:
+    count of items left out}).
     """
     keys = {genre_key(v) for v in vocabulary or []}
+    known = [*(vocabulary or []), *spellings]
     tracks, left_out = [], Counter()
     for item in lib.items(query):
-        genres = [canonical_genre(g, aliases, vocabulary) for g in item.get("genres") or [] if g.strip()]
+        genres = [canonical_genre(g, aliases, known) for g in item.get("genres") or [] if g.strip()]
         if not genres:
             left_out["no genres"] += 1
             continue

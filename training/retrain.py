@@ -1,9 +1,10 @@
 """Retrain on a personal collection: pick the vocabulary, split by artist, fine-tune, compare.
 
 `beet genreclass-train` and `benchmarks/learning_curve.py` both run this module, so the
-benchmark measures what users get. Fine-tuning reads the base model's front end and conv
-blocks from its `.onnx` (`training.backbone`) and learns a new head for the new labels;
-``from_scratch`` starts from random weights instead. The held-out artists' tracks are
+benchmark measures what users get. Fine-tuning reads the base model's weights from its
+`.onnx` (`training.backbone`): front end and conv blocks, and a new head whose rows for the
+genres both vocabularies share start from the base model's; ``from_scratch`` starts from
+random weights instead. The held-out artists' tracks are
 classified by the new model and by the base model with onnxruntime, windows placed exactly as
 the plugin places them, so the two accuracies printed side by side are comparable.
 """
@@ -62,6 +63,7 @@ class RetrainOptions:
     workers: int = 2
     device: str = "auto"
     name: str = "genreclass-personal"
+    version: str | None = None  # None: the time training ends, YYYYmmdd-HHMMSS
 
 
 @dataclasses.dataclass
@@ -147,8 +149,9 @@ def compare_models(
     """Both models on the same held-out windows, decoded from the files as the plugin decodes them.
 
     Returns the new model's metrics on every held-out track and, on the tracks whose label
-    the base model also has, both models' track accuracy with the base model's vote taken
-    over the shared labels only (a mapped comparison: its other labels are ignored).
+    the base model also has, both models' track accuracy with each model's vote taken over the
+    shared labels only, so neither gains from having fewer genres to choose from (``new_full``:
+    the new model choosing among all its labels, as it tags).
     """
     windows, truth = [], []
     for t in tracks:
@@ -163,14 +166,23 @@ def compare_models(
     pick = [k for k, target in enumerate(truth) if target in shared]
     result: dict[str, Any] = {"new": metrics, "shared_labels": [labels[i] for i in sorted(shared)]}
     if pick:
-        new_cols, base_cols = zip(*sorted(shared.items()))
-        base_votes = [base.window_probabilities(windows[k])[:, list(base_cols)].mean(0) for k in pick]
+        new_cols, base_cols = (list(c) for c in zip(*sorted(shared.items())))
+
+        def accuracy(votes: list[np.ndarray], cols: list[int] | None) -> float:
+            """Share of `pick` right; a vote (n_labels,) is read among `cols` (None: all, new order)."""
+            hits = [
+                (int(v.argmax()) if cols is None else new_cols[int(v[cols].argmax())]) == truth[k]
+                for v, k in zip(votes, pick)
+            ]
+            return float(np.mean(hits))
+
+        new_votes = [new_probs[k].mean(0) for k in pick]
+        base_votes = [base.window_probabilities(windows[k]).mean(0) for k in pick]
         result["on_shared"] = {
             "n_tracks": len(pick),
-            "new_track_accuracy": float(np.mean([new_probs[k].mean(0).argmax() == truth[k] for k in pick])),
-            "base_track_accuracy": float(
-                np.mean([new_cols[int(v.argmax())] == truth[k] for v, k in zip(base_votes, pick)])
-            ),
+            "new_track_accuracy": accuracy(new_votes, new_cols),
+            "base_track_accuracy": accuracy(base_votes, base_cols),
+            "new_full_track_accuracy": accuracy(new_votes, None),
         }
     return result
 
@@ -190,7 +202,7 @@ def retrain(
     """
     import torch  # noqa: F401  (fail here, before any work, when the train extra is missing)
 
-    from training.backbone import read_backbone
+    from training.backbone import read_backbone, transplant_head
     from training.export import export_onnx
     from training.train import TrainConfig, fit
 
@@ -198,9 +210,10 @@ def retrain(
     out_path = Path(out_path)
     base_path = options.base_model or str(bundled_model_path())
     base = Classifier(base_path, device="cpu")
-    base_info, model_cfg, init_state = read_backbone(base_path)
-    if options.from_scratch:
-        init_state = None
+    base_info, model_cfg, pretrained = read_backbone(base_path)
+    # Fine-tuning starts from everything the base model learnt that the new vocabulary can use:
+    # front end, conv blocks, and the output rows of the genres both know.
+    init_state = None if options.from_scratch else transplant_head(pretrained, base_info.labels, labels, options.seed)
     cache = FeatureCache(cache_dir, FrontendConfig())
     if cache.frontend != base_info.frontend and not options.from_scratch:
         raise NotEnoughData(f"{base_path} uses a different front end; retrain with from_scratch")
@@ -230,7 +243,7 @@ def retrain(
     log(f"training {start}: {len(train_w)} tracks, {len(labels)} genres, {options.epochs} epochs")
     with tempfile.TemporaryDirectory(prefix="genreclass-train-") as work:
         result = fit(train_w, valid_w, config, work, log=log, init_state=init_state)
-    version = time.strftime("%Y%m%d-%H%M%S")
+    version = options.version or time.strftime("%Y%m%d-%H%M%S")
     split = {
         "method": "group hold-out by album artist",
         "train_tracks": len(train_w),
@@ -305,8 +318,9 @@ def comparison_lines(card: dict[str, Any]) -> list[str]:
     if "on_shared" in held:
         shared = held["on_shared"]
         lines.append(
-            f"  on the {shared['n_tracks']} tracks in genres both models know ({', '.join(held['shared_labels'])}): "
-            f"new {shared['new_track_accuracy']:.3f}, {card['base_model']} {shared['base_track_accuracy']:.3f}"
+            f"  on the {shared['n_tracks']} tracks in genres both models know ({', '.join(held['shared_labels'])}), "
+            f"each choosing among those: new {shared['new_track_accuracy']:.3f}, "
+            f"{card['base_model']} {shared['base_track_accuracy']:.3f}"
         )
     else:
         lines.append(f"  {card['base_model']} knows none of these genres: no comparison")

@@ -101,6 +101,8 @@ def test_beets_library_items_with_genres(tmp_path):
     # With a vocabulary, the first genre in it is the label; spelling comes from the vocabulary.
     tracks, _ = load_beets(lib, vocabulary=["POP", "Hip-Hop"], include_predicted=True)
     assert sorted(t.label for t in tracks) == ["Hip-Hop", "Jazz", "POP"]
+    tracks, _ = load_beets(lib, spellings=["ROCK"])  # a known label's spelling wins
+    assert sorted(t.label for t in tracks) == ["Hip-Hop", "ROCK"]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import torch
 
 from genre_model import Classifier, FrontendConfig, ModelInfo
 from genre_model.classifier import bundled_model_path
-from training.backbone import BackboneError, read_backbone
+from training.backbone import BackboneError, read_backbone, transplant_head
 from training.datasets import Track, unify_spellings
 from training.export import export_onnx
 from training.models import CNN, CRNN, ModelConfig
@@ -32,7 +32,8 @@ def test_backbone_weights_come_back_exactly_from_the_exported_file(tmp_path, arc
     got_info, got_cfg, state = read_backbone(tmp_path / "m.onnx")
     assert got_cfg == cfg and got_info.labels == ("A", "B", "C")
     own = net.state_dict()
-    assert state and all(k.startswith(("frontend.", "blocks.")) for k in state)
+    assert state and all(k.startswith(("frontend.", "blocks.", "head.")) for k in state)
+    assert "head.1.weight" in state
     for key, value in state.items():
         assert torch.equal(value, own[key]), key
 
@@ -41,6 +42,12 @@ def test_the_bundled_model_can_seed_fine_tuning():
     info, cfg, state = read_backbone(bundled_model_path())
     assert cfg.arch == "cnn" and len(info.labels) == cfg.n_labels == 11
     assert state["blocks.0.0.weight"].shape == (cfg.channels[0], 1, 3, 3)
+    # A new vocabulary keeps the output rows of the genres it shares with the bundled one.
+    new = transplant_head(state, info.labels, ["rock", "Ambient", "Jazz"])
+    assert new["head.1.weight"].shape == (3, 2 * cfg.channels[-1])
+    assert torch.equal(new["head.1.weight"][0], state["head.1.weight"][info.labels.index("Rock")])
+    assert torch.equal(new["head.1.bias"][2], state["head.1.bias"][info.labels.index("Jazz")])
+    assert not torch.equal(new["head.1.weight"][1], state["head.1.weight"][0])
 
 
 def test_a_file_without_architecture_is_refused_with_a_reason(tiny_model):
