@@ -4,12 +4,14 @@
         "fine-tune A=runs/lc/curve/learning_curve.json:fine-tuned" ...
 
 Each argument is NAME=PATH:METHOD. The first one is the reference for the paired differences
-(same folds, same tracks per genre, same training tracks).
+(same folds, same tracks per genre, same training tracks). With PLOT=FILE.png in the
+environment, the curves (mean track accuracy over folds, with each fold's as dots) are drawn.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 from collections import defaultdict
@@ -44,6 +46,29 @@ def main() -> None:
     for name, rows in runs:
         overall[name] = [r["track_accuracy"] for r in rows.values()]
     print("\nmean over every size and fold: " + ", ".join(f"{k} {statistics.mean(v):.3f}" for k, v in overall.items()))
+    if os.environ.get("PLOT"):
+        plot(runs, sizes, os.environ["PLOT"])
+
+
+def plot(runs: list[tuple[str, dict]], sizes: list[int], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in runs:
+        means = [statistics.mean(r["track_accuracy"] for (m, _), r in rows.items() if m == n) for n in sizes]
+        (line,) = ax.plot(sizes, means, marker="o", label=name)
+        for (n, _), r in rows.items():
+            ax.scatter([n], [r["track_accuracy"]], s=8, color=line.get_color(), alpha=0.4)
+    ax.set_xlabel("training tracks per genre")
+    ax.set_ylabel("track accuracy, held-out artists")
+    ax.set_xticks(sizes)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

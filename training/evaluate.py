@@ -104,7 +104,7 @@ def plot_confusion(confusion: np.ndarray, labels: Sequence[str], path: str | os.
 
     rows = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(labels), 0.8 + 0.55 * len(labels)))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1 + 0.6 * len(labels)), max(3.5, 0.8 + 0.55 * len(labels))))
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for (i, j), n in np.ndenumerate(confusion):
         if n:
@@ -113,7 +113,7 @@ def plot_confusion(confusion: np.ndarray, labels: Sequence[str], path: str | os.
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
