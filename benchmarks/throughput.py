@@ -133,27 +133,31 @@ def main() -> None:
             t_a = timed(lambda jobs: list(pool.map(ffmpeg_null, jobs)), paths)
         t_b = timed(run_pipeline, clf, paths, args.max_windows, workers)
         lib = Path(tempfile.mkdtemp(prefix="genreclass-beets-"))
-        (lib / "config.yaml").write_text(
-            f"library: {lib}/library.db\ndirectory: {lib}/music\ncreate_backup_before_migrations: no\nplugins: [genreclass]\n"
-            f"import: {{copy: no, write: no, incremental: no, duplicate_action: keep}}\n"
-            # min_confidence 0: every track gets its tags written, so (c) includes the writing.
-            f"genreclass: {{workers: {workers}, max_windows: {args.max_windows}, device: {args.device}, min_confidence: 0.0"
-            + (f", model: {args.model}" if args.model else "") + "}\n"
-        )  # fmt: skip
-        env = {**os.environ, "BEETSDIR": str(lib)}
-        beet = str(Path(sys.executable).with_name("beet"))
-        for path in paths:  # tracks kept from an earlier run carry its genre tags: start untagged
-            tagged = mutagen.File(path)
-            if tagged is not None and tagged.tags is not None:
-                tagged.delete()
-        subprocess.run([beet, "import", "-A", "-s", "-q", *map(str, paths)], env=env, check=True, capture_output=True)
-        start = time.perf_counter()
-        proc = subprocess.run([beet, "genreclass", "-w", "-f"], env=env, capture_output=True, text=True, check=True)
-        t_c = time.perf_counter() - start
-        summary = proc.stderr.strip().splitlines()[-1]
-        if f"{n} classified" not in summary:  # every track decoded, classified and its tags written
-            raise RuntimeError(f"beet genreclass did not classify every track: {summary}")
-        shutil.rmtree(lib)
+        try:
+            (lib / "config.yaml").write_text(
+                f"library: {lib}/library.db\ndirectory: {lib}/music\ncreate_backup_before_migrations: no\nplugins: [genreclass]\n"
+                f"import: {{copy: no, write: no, incremental: no, duplicate_action: keep}}\n"
+                # min_confidence 0: every track gets its tags written, so (c) includes the writing.
+                f"genreclass: {{workers: {workers}, max_windows: {args.max_windows}, device: {args.device}, min_confidence: 0.0"
+                + (f", model: {args.model}" if args.model else "") + "}\n"
+            )  # fmt: skip
+            env = {**os.environ, "BEETSDIR": str(lib)}
+            beet = str(Path(sys.executable).with_name("beet"))
+            for path in paths:  # tracks kept from an earlier run carry its genre tags: start untagged
+                tagged = mutagen.File(path)
+                if tagged is not None and tagged.tags is not None:
+                    tagged.delete()
+            subprocess.run(
+                [beet, "import", "-A", "-s", "-q", *map(str, paths)], env=env, check=True, capture_output=True
+            )
+            start = time.perf_counter()
+            proc = subprocess.run([beet, "genreclass", "-w", "-f"], env=env, capture_output=True, text=True, check=True)
+            t_c = time.perf_counter() - start
+            summary = proc.stderr.strip().splitlines()[-1]
+            if f"{n} classified" not in summary:  # every track decoded, classified and its tags written
+                raise RuntimeError(f"beet genreclass did not classify every track: {summary}")
+        finally:
+            shutil.rmtree(lib)  # the throw-away library, also when a step fails
         rows.append((fmt, n, n / t_a, n / t_b, n / t_c))
     print(
         "\n| format | tracks | (a) ffmpeg to null, tracks/s | (b) pipeline, tracks/s | (c) beet genreclass, tracks/s | b/a | c/a |"
