@@ -19,7 +19,7 @@ from torch import nn
 
 from genre_model import ModelInfo
 from genre_model.model_file import METADATA_KEY
-from training.labels import genre_key
+from training.labels import shared_label_indices
 from training.models import BACKBONE_PREFIXES, ModelConfig, build_model
 
 
@@ -109,8 +109,6 @@ def transplant_head(
     torch.manual_seed(seed)
     fresh = nn.Linear(weight.shape[1], len(new_labels))
     new_weight, new_bias = fresh.weight.detach().clone(), fresh.bias.detach().clone()
-    old = {genre_key(label): j for j, label in enumerate(old_labels)}
-    for i, label in enumerate(new_labels):
-        if genre_key(label) in old:
-            new_weight[i], new_bias[i] = weight[old[genre_key(label)]], bias[old[genre_key(label)]]
+    for i, j in shared_label_indices(new_labels, old_labels).items():
+        new_weight[i], new_bias[i] = weight[j], bias[j]
     return {**state, "head.1.weight": new_weight, "head.1.bias": new_bias}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 # Keys are normalised with `genre_key`; values are the canonical spelling.
 DEFAULT_ALIASES: dict[str, str] = {
@@ -49,6 +49,13 @@ def canonical_genre(name: str, aliases: Mapping[str, str] | None = None, vocabul
         if genre_key(label) == key:
             return label
     return "-".join(part[:1].upper() + part[1:] for part in name.strip().split("-")) if name.strip() else name
+
+
+def shared_label_indices(new_labels: Sequence[str], old_labels: Sequence[str]) -> dict[int, int]:
+    """{index in `new_labels`: index in `old_labels`} for the genres both lists have, equal up to
+    case and punctuation ('hip hop' and 'Hip-Hop')."""
+    old = {genre_key(label): j for j, label in enumerate(old_labels)}
+    return {i: old[genre_key(label)] for i, label in enumerate(new_labels) if genre_key(label) in old}
 
 
 def read_aliases(path: str | os.PathLike[str]) -> dict[str, str]:

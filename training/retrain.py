@@ -28,7 +28,7 @@ from genre_model.classifier import bundled_model_path
 from training.datasets import Track
 from training.evaluate import metrics_from_probs, plot_confusion, plot_history
 from training.features import FeatureCache
-from training.labels import genre_key
+from training.labels import genre_key, shared_label_indices
 from training.splits import check_disjoint, group_kfold
 from training.windows import prepare
 
@@ -137,12 +137,6 @@ def _single_artist_labels(tracks: Sequence[Track], labels: Sequence[str]) -> lis
     return [lab for lab in labels if len({t.group for t in tracks if t.label == lab}) < 2]
 
 
-def _vocabulary_map(new_labels: Sequence[str], base_labels: Sequence[str]) -> dict[int, int]:
-    """{new label index: base label index} for the labels both vocabularies share (up to case/punctuation)."""
-    base = {genre_key(b): j for j, b in enumerate(base_labels)}
-    return {i: base[genre_key(n)] for i, n in enumerate(new_labels) if genre_key(n) in base}
-
-
 def compare_models(
     new: Classifier, base: Classifier, tracks: Sequence[Track], labels: Sequence[str], max_windows: int = 8
 ) -> dict[str, Any]:
@@ -162,7 +156,7 @@ def compare_models(
         truth.append(labels.index(t.label))
     new_probs = [new.window_probabilities(w) for w in windows]
     metrics = metrics_from_probs(new_probs, [labels[k] for k in truth], list(labels))
-    shared = _vocabulary_map(labels, base.info.labels)
+    shared = shared_label_indices(labels, base.info.labels)
     pick = [k for k, target in enumerate(truth) if target in shared]
     result: dict[str, Any] = {"new": metrics, "shared_labels": [labels[i] for i in sorted(shared)]}
     if pick:

@@ -11,8 +11,9 @@ from genre_model.classifier import bundled_model_path
 from training.backbone import BackboneError, read_backbone, transplant_head
 from training.datasets import Track, unify_spellings
 from training.export import export_onnx
+from training.labels import shared_label_indices
 from training.models import CNN, CRNN, ModelConfig
-from training.retrain import NotEnoughData, _vocabulary_map, select_labels, split_by_artist
+from training.retrain import NotEnoughData, select_labels, split_by_artist
 
 
 @pytest.mark.parametrize("arch", ["cnn", "crnn"])
@@ -89,7 +90,10 @@ def test_split_by_artist_keeps_artists_whole():
 def test_spellings_unify_and_vocabularies_map_up_to_case():
     tracks = unify_spellings(_tracks({"CHIME": ["a"], "Chime": ["b"], "chime": ["c", "d"], "Rock": ["e"]}))
     assert sorted({t.label for t in tracks}) == ["Rock", "chime"]  # most common spelling wins
-    assert _vocabulary_map(["hip hop", "Drone", "ROCK"], Classifier(bundled_model_path()).info.labels) == {0: 5, 2: 10}
+    assert shared_label_indices(["hip hop", "Drone", "ROCK"], Classifier(bundled_model_path()).info.labels) == {
+        0: 5,
+        2: 10,
+    }
 
 
 def test_alias_files_are_read_or_refused_with_the_reason(tmp_path):
