@@ -197,7 +197,7 @@ def retrain(
     import torch  # noqa: F401  (fail here, before any work, when the train extra is missing)
 
     from training.backbone import read_backbone, transplant_head
-    from training.export import export_onnx
+    from training.export import export_onnx, update_metrics
     from training.train import TrainConfig, fit
 
     started = time.time()
@@ -266,15 +266,14 @@ def retrain(
         export_onnx(result.model, info, tmp_model, parity)
         comparison = compare_models(Classifier(tmp_model, device="cpu"), base, valid_w.tracks, labels)
         new_metrics = comparison["new"]
-        # Store the held-out figures in the file itself, then move it into place in one step.
+        # Store the held-out figures in the file itself (metadata only), then move it into place.
         card_metrics = {
             "protocol": f"held-out album artists ({split['valid_artists']}), last epoch",
             **{k: new_metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks")},
         }
         if "on_shared" in comparison:
             card_metrics["base_model_on_shared_labels"] = comparison["on_shared"] | {"base_model": base_info.model_id}
-        info = dataclasses.replace(info, metrics=card_metrics)
-        export_onnx(result.model, info, tmp_model, parity)
+        info = update_metrics(tmp_model, card_metrics)
         os.replace(tmp_model, out_path)
     finally:
         tmp_model.unlink(missing_ok=True)  # an interrupted run leaves no half-written model

@@ -10,6 +10,8 @@ import pytest
 from audio_factory import tone, write_audio
 from beets_harness import Beets, genres_in_file
 
+from genre_model import Classifier
+
 pytestmark = pytest.mark.slow
 
 SR = 22050
@@ -68,6 +70,11 @@ def test_train_writes_installs_and_genreclass_uses_the_new_vocabulary(tagged_lib
     assert card["labels"] == ["Chime", "Drone", "Hiss"] and card["start"].startswith("genreclass-default@")
     assert not set(card["split"]["train_label_counts"]) ^ {"Chime", "Drone", "Hiss"}
     assert (beets.root / "mine.confusion.png").stat().st_size > 0
+    # The file describes itself: held-out figures and the architecture a later fine-tuning needs.
+    info = Classifier(out, device="cpu").info
+    assert info.model_id == card["model"] and info.labels == ("Chime", "Drone", "Hiss")
+    assert info.metrics["track_accuracy"] == card["held_out"]["new"]["track_accuracy"]
+    assert info.training["model_config"]["arch"] == "cnn"
     # The installed model is the plugin's model now: untagged tracks get genres of the new vocabulary.
     tagged = beets.run("genreclass", "new-")
     assert "2 classified" in tagged.stderr, tagged.stderr
