@@ -90,8 +90,10 @@ def read_backbone(path: str | os.PathLike[str]) -> tuple[ModelInfo, ModelConfig,
     }
     head = model.head[-1]
     gemm = [n for n in proto.graph.node if n.op_type == "Gemm"][-1]  # the output layer: Gemm(X, W, B)
-    weight = tensor(gemm.input[1], head.weight if _trans_b(gemm) else head.weight.T)
-    state["head.1.weight"] = weight if _trans_b(gemm) else weight.T.contiguous()
+    if _trans_b(gemm):  # W stored as (n_labels, features), as torch holds it
+        state["head.1.weight"] = tensor(gemm.input[1], head.weight)
+    else:
+        state["head.1.weight"] = tensor(gemm.input[1], head.weight.T).T.contiguous()
     state["head.1.bias"] = tensor(gemm.input[2], head.bias)
     return info, config, state
 

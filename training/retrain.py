@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from genre_model import AudioDecodeError, Classifier, FrontendConfig, ModelInfo, track_features
+from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features
 from genre_model.classifier import bundled_model_path
 from training.datasets import Track
 from training.evaluate import metrics_from_probs, plot_confusion, plot_history
@@ -208,9 +208,8 @@ def retrain(
     # Fine-tuning starts from everything the base model learnt that the new vocabulary can use:
     # front end, conv blocks, and the output rows of the genres both know.
     init_state = None if options.from_scratch else transplant_head(pretrained, base_info.labels, labels, options.seed)
-    cache = FeatureCache(cache_dir, FrontendConfig())
-    if cache.frontend != base_info.frontend and not options.from_scratch:
-        raise NotEnoughData(f"{base_path} uses a different front end; retrain with from_scratch")
+    # The base model's front end, read from its file: its conv blocks were trained on exactly these features.
+    cache = FeatureCache(cache_dir, base_info.frontend)
     digests: dict[str, str] = {}
     train_w, _ = prepare(train_tracks, labels, cache, digests, options.workers, log)
     valid_w, _ = prepare(valid_tracks, labels, cache, digests, options.workers, log)
@@ -277,9 +276,12 @@ def retrain(
         os.replace(tmp_model, out_path)
     finally:
         tmp_model.unlink(missing_ok=True)  # an interrupted run leaves no half-written model
+    stem = out_path.with_suffix("")
+    card_path = stem.with_name(stem.name + ".card.json")
     card = {
         "model": info.model_id,
         "file": str(out_path),
+        "card": str(card_path),
         "labels": list(labels),
         "base_model": base_info.model_id,
         "start": info.training["start"],
@@ -288,8 +290,6 @@ def retrain(
         "history": result.history,
         "seconds": round(time.time() - started, 1),
     }
-    stem = out_path.with_suffix("")
-    card_path = stem.with_name(stem.name + ".card.json")
     card_path.write_text(json.dumps(card, indent=1))
     plot_confusion(
         np.array(new_metrics["confusion"]), labels, stem.with_name(stem.name + ".confusion.png"),
@@ -317,5 +317,5 @@ def comparison_lines(card: dict[str, Any]) -> list[str]:
         )
     else:
         lines.append(f"  {card['base_model']} knows none of these genres: no comparison")
-    lines.append(f"wrote {card['file']} (card: {card['file'].removesuffix('.onnx')}.card.json)")
+    lines.append(f"wrote {card['file']} (card: {card['card']})")
     return lines
