@@ -27,10 +27,19 @@ _RESAMPLE_MARGIN_S = 0.02
 
 
 def _truncation_tolerance(info: AudioInfo) -> float:
-    """Seconds of audio that may be missing before the declared end (0.5 s, or 2 % for long
-    files whose length the header only estimates). Audio ending earlier means a truncated or
-    damaged file: its missing windows would be silence, not music."""
+    """Seconds at the declared end that may be missing (0.5 s, or 2 % for long files whose
+    length the header only estimates, e.g. a VBR MP3 without a Xing header)."""
     return max(0.5, 0.02 * info.duration)
+
+
+def _required_end(info: AudioInfo, excerpt_end: float) -> float:
+    """Second up to which an excerpt ending at `excerpt_end` must have decoded audio.
+
+    Every excerpt must come back whole; only the last `_truncation_tolerance` seconds of the
+    declared length may be missing. The tolerance is never spent elsewhere: a long track cut
+    in half has whole excerpts missing, and those would be classified as silence.
+    """
+    return min(excerpt_end, info.duration - _truncation_tolerance(info))
 
 
 def _truncated(path: str, info: AudioInfo, ends_at: float) -> AudioDecodeError:
@@ -84,7 +93,7 @@ def read_excerpts(
     except AudioDecodeError:
         raise
     except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
-        raise AudioDecodeError(path, f"decoding failed, the file may be damaged or truncated ({exc})") from exc
+        raise AudioDecodeError(path, f"truncated or damaged: decoding failed ({exc})") from exc
 
 
 def _check_readable(path: str) -> None:
@@ -126,8 +135,10 @@ def _read_soundfile(
             offset = f.seek(int(first * src))
             n_read = int(np.ceil((start - first + duration + _RESAMPLE_MARGIN_S) * src))
             block = f.read(n_read, dtype="float32", always_2d=True)
-            if len(block) < min(n_read, f.frames - offset) - _truncation_tolerance(info) * src:
-                raise _truncated(path, info, (offset + len(block)) / src)
+            decoded_to = (offset + len(block)) / src
+            # One sample of slack: seek/read positions are rounded to whole samples.
+            if decoded_to < _required_end(info, start + duration) - 1 / src:
+                raise _truncated(path, info, decoded_to)
             out[i] = _resample_trim(_to_mono(block), src, sample_rate, start - first, n_out)
     return out
 
@@ -189,6 +200,6 @@ def _read_ffmpeg(
         stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if pos == 0:
         raise AudioDecodeError(path, f"ffmpeg decoded no audio ({stderr.strip() or 'no output'})")
-    if pos < last_needed - _truncation_tolerance(info) * sample_rate:
+    if pos / sample_rate < _required_end(info, last_needed / sample_rate) - 1 / sample_rate:
         raise _truncated(path, info, pos / sample_rate)
     return out

@@ -16,7 +16,7 @@ import soundfile
 from audio_factory import write_tone
 from markers import needs_ffmpeg
 
-from genre_model import AudioDecodeError, Classifier, FrontendConfig, classify_files, decode_windows
+from genre_model import AudioDecodeError, Classifier, FrontendConfig, classify_files, decode_windows, probe
 
 FE = FrontendConfig()
 HOUR_S = 3600
@@ -76,6 +76,27 @@ def test_truncated_files_are_reported_not_padded_with_silence(tmp_path):
         with pytest.raises(AudioDecodeError, match="truncated|damaged") as info:
             decode_windows(cut, FE, 8)
         assert info.value.path == str(cut)
+
+
+@pytest.mark.parametrize("ext", [".mp3", ".flac", pytest.param(".m4a", marks=needs_ffmpeg)])
+def test_long_track_cut_short_fails_whatever_its_length(tmp_path, ext):
+    # A 255-s track keeps its header's length when cut to 40 %: the windows past the cut would
+    # be silence. A per-file tolerance of 2 % (5 s, more than a window) once let it through.
+    whole = tmp_path / f"whole{ext}"
+    if ext == ".m4a":  # index at the front (faststart), so the cut file still declares its length
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=16000:duration=255",
+             "-c:a", "aac", "-b:a", "32k", "-movflags", "+faststart", str(whole)],
+            check=True,
+        )  # fmt: skip
+    else:
+        write_tone(whole, 300.0, seconds=255.0, sr=16000)
+    cut = tmp_path / f"cut{ext}"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.4)])
+    assert probe(cut).duration > 250  # the header still declares the whole length
+    with pytest.raises(AudioDecodeError, match="truncated or damaged"):
+        decode_windows(cut, FE, 8)
+    assert decode_windows(whole, FE, 8).shape == (8, FE.window_samples)
 
 
 def test_eight_channel_96k_and_8k_mono_files_decode(tmp_path):
