@@ -1,21 +1,38 @@
 #!/usr/bin/env bash
 # Tag a folder of music with the bundled genre model, in a throw-away beets library.
 #
-#   ./run.sh MUSIC_FOLDER            # pretend: prints each track's genres with confidence, changes nothing
-#   ./run.sh MUSIC_FOLDER --write    # also writes the genres into the files' tags
+#   ./run.sh MUSIC_FOLDER              # pretend: every track with its best guess and confidence,
+#                                      # or the reason it is skipped; changes nothing
+#   ./run.sh MUSIC_FOLDER --write      # also writes the genres into the files' tags
+#   ./run.sh MUSIC_FOLDER --force      # classify tracks that already have genre tags too
+#   ./run.sh MUSIC_FOLDER --model FILE # another model (.onnx) than the bundled one
 #
-# Creates .venv (Python 3.11 or newer) and installs beets-genreclass into it first. The beets
-# library lives in a temporary folder that is deleted afterwards; files are never moved or copied.
+# Creates .venv (Python 3.11 or newer) and installs beets-genreclass into it first
+# (GENRECLASS_VENV=DIR uses that virtual environment instead). The beets library lives in a
+# temporary folder that is deleted afterwards; files are never moved or copied. Results go to
+# stdout, so `./run.sh music > results.txt` keeps them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-music=${1:?usage: ./run.sh MUSIC_FOLDER [--write]}
-mode=${2:---pretend}
-case "$mode" in --pretend|--write) ;; *) echo "usage: ./run.sh MUSIC_FOLDER [--write]" >&2; exit 2 ;; esac
+usage() { echo "usage: ./run.sh MUSIC_FOLDER [--write] [--force] [--model FILE]" >&2; exit 2; }
+[ $# -ge 1 ] || usage
+music=$1; shift
+case "$music" in -*) usage ;; esac
+mode=--pretend force=() model=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --write) mode=--write ;;
+    --force) force=(--force) ;;
+    --model) [ $# -ge 2 ] || usage; model=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift ;;
+    *) echo "unknown argument: $1" >&2; usage ;;
+  esac
+  shift
+done
 [ -d "$music" ] || { echo "not a folder: $music" >&2; exit 2; }
 python=$(command -v python3.11 || command -v python3)
 
-[ -x "$here/.venv/bin/python" ] || "$python" -m venv "$here/.venv"
-"$here/.venv/bin/python" -m pip install -q --disable-pip-version-check "$here"
+venv=${GENRECLASS_VENV:-$here/.venv}
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "$here" >&2
 
 beetsdir=$(mktemp -d)
 trap 'rm -rf "$beetsdir"' EXIT
@@ -23,20 +40,17 @@ cat > "$beetsdir/config.yaml" <<YAML
 library: $beetsdir/library.db
 directory: $beetsdir/unused
 create_backup_before_migrations: no
+format_item: \$path
 plugins: [genreclass]
 import: {copy: no, move: no, write: no, resume: no, incremental: no, duplicate_action: keep, log: null}
-genreclass: {count: 1, min_confidence: 0.0}
+genreclass: {count: 1, min_confidence: 0.0, model: "$model"}
 YAML
 export BEETSDIR="$beetsdir"
 # -A: take files as they are (no MusicBrainz lookup); -s: as single tracks, so untagged files in one
 # folder are not merged into one "album" and skipped as duplicates; -q: never ask.
-if ! "$here/.venv/bin/beet" import -A -s -q "$music" > "$beetsdir/import.log" 2>&1; then
+if ! "$venv/bin/beet" import -A -s -q "$music" > "$beetsdir/import.log" 2>&1; then
   cat "$beetsdir/import.log" >&2
   echo "beet import failed" >&2
   exit 1
 fi
-if [ "$mode" = --write ]; then
-  "$here/.venv/bin/beet" genreclass --write
-else
-  "$here/.venv/bin/beet" genreclass --pretend
-fi
+"$venv/bin/beet" genreclass "$mode" "${force[@]}"

@@ -3,9 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 python=$(command -v python3.11 || command -v python3)
-# ffmpeg is only needed for the m4a/AAC tests; they skip without it.
+# ffmpeg decodes M4A/AAC and other formats libsndfile cannot read; the tests of those skip without it.
 if ! command -v ffmpeg > /dev/null && [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
-  (apt-get install -y -qq ffmpeg > /dev/null 2>&1 || true)
+  echo "test.sh: installing ffmpeg (apt-get update, apt-get install ffmpeg)" >&2
+  (apt-get update -qq > /dev/null 2>&1 && apt-get install -y -qq ffmpeg > /dev/null 2>&1) \
+    || echo "test.sh: could not install ffmpeg; its tests will skip" >&2
 fi
 [ -x .venv-test/bin/python ] || "$python" -m venv .venv-test
 .venv-test/bin/python -m pip install -q --disable-pip-version-check ".[test]"

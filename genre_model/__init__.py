@@ -8,13 +8,14 @@ from genre_model.classifier import Classifier, TrackPrediction, bundled_model_pa
 from genre_model.errors import AudioDecodeError, GenreModelError, ModelError
 from genre_model.frontend import FrontendConfig, log_mel, mel_filterbank
 from genre_model.model_file import ModelInfo
-from genre_model.pipeline import Outcome, classify_files, resolve_workers
+from genre_model.pipeline import DecoderPool, Outcome, classify_files, resolve_workers
 from genre_model.windows import decode_windows, track_features, window_starts
 
 __all__ = [
     "AudioDecodeError",
     "AudioInfo",
     "Classifier",
+    "DecoderPool",
     "FrontendConfig",
     "GenreModelError",
     "ModelError",

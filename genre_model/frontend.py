@@ -28,6 +28,10 @@ class FrontendConfig:
     fmin, fmax: band edges of the mel filterbank in Hz.
     window_seconds: length of one analysis window in seconds.
     amin: power floor before the log, so silence gives a finite value (10*log10(amin) dB).
+    compression: how mel power becomes the network's input. "db": 10*log10(max(amin, power)).
+        "log1p": log10(1 + log1p_gain * power), musicnn's compression (its networks were
+        trained on it; values >= 0, silence 0).
+    log1p_gain: the gain inside "log1p" (musicnn: 10000).
     """
 
     sample_rate: int = 16000
@@ -38,6 +42,8 @@ class FrontendConfig:
     fmax: float = 8000.0
     window_seconds: float = 3.0
     amin: float = 1e-10
+    compression: str = "db"
+    log1p_gain: float = 10000.0
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
@@ -46,6 +52,8 @@ class FrontendConfig:
             raise ValueError(f"need 0 <= fmin < fmax <= sample_rate/2: {self}")
         if self.window_samples < self.n_fft:
             raise ValueError(f"a window must hold at least one STFT frame: {self}")
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {COMPRESSIONS}, got {self.compression!r}")
 
     @property
     def window_samples(self) -> int:
@@ -62,13 +70,37 @@ class FrontendConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FrontendConfig:
-        """Build from a model file's metadata; unknown or missing keys raise `ValueError`."""
+        """Build from a model file's metadata; unknown or missing keys raise `ValueError`.
+
+        Files written before the compression keys existed lack them: they used "db".
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
-        missing = names - set(data)
+        missing = names - set(data) - set(_ADDED_LATER)
+        data = {**_ADDED_LATER, **data}
         if unknown or missing:
             raise ValueError(f"front-end keys: unknown {sorted(unknown)}, missing {sorted(missing)}")
         return cls(**data)
+
+
+# Compressions of mel power that `log_mel` knows.
+COMPRESSIONS = ("db", "log1p")
+# Keys added after models were shipped, with the value that reproduces those models.
+_ADDED_LATER = {"compression": "db", "log1p_gain": 10000.0}
+
+
+def musicnn_frontend() -> FrontendConfig:
+    """musicnn's features (Pons & Serra 2019): 16 kHz, 512-point FFT, hop 256, 96 Slaney bands up
+    to 8 kHz, log10(1 + 10000 x); 187-frame patches.
+
+    musicnn cuts its patches from a centred STFT of the whole track; a patch away from the
+    track's edges equals the uncentred STFT of the 512 + 186 * 256 = 48128 samples (3.008 s)
+    under it, which is what our windows are.
+    """
+    return FrontendConfig(
+        sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, fmin=0.0, fmax=8000.0,
+        window_seconds=48128 / 16000, compression="log1p", log1p_gain=10000.0,
+    )  # fmt: skip
 
 
 def frames_for(n_samples: int, config: FrontendConfig) -> int:
@@ -119,12 +151,13 @@ def _hann(n_fft: int) -> np.ndarray:
 
 
 def log_mel(samples: np.ndarray, config: FrontendConfig) -> np.ndarray:
-    """Log-mel power spectrogram in dB.
+    """Log-compressed mel power spectrogram.
 
     samples: float waveform(s) at `config.sample_rate`, shape (..., n_samples) with
         n_samples >= n_fft.
     returns: float32 array, shape (..., n_mels, frames_for(n_samples)), values
-        10*log10(max(amin, mel power)) in dB (reference power 1.0, no top_db clipping).
+        10*log10(max(amin, mel power)) in dB (reference power 1.0, no top_db clipping), or
+        log10(1 + log1p_gain * mel power) with ``compression="log1p"``.
     """
     samples = np.asarray(samples, dtype=np.float32)
     n_samples = samples.shape[-1]
@@ -138,5 +171,9 @@ def log_mel(samples: np.ndarray, config: FrontendConfig) -> np.ndarray:
     spectrum = np.fft.rfft(frames * _hann(config.n_fft), axis=-1)
     power = spectrum.real**2 + spectrum.imag**2  # (..., n_frames, n_fft//2+1)
     mel = np.matmul(power.astype(np.float32), mel_filterbank(config).T)  # (..., n_frames, n_mels)
-    db = 10.0 * np.log10(np.maximum(mel, config.amin))
-    return np.ascontiguousarray(np.swapaxes(db, -1, -2), dtype=np.float32)
+    if config.compression == "log1p":
+        # In float32: musicnn's float16 product overflows to inf for loud bands.
+        compressed = np.log10(1.0 + np.float32(config.log1p_gain) * mel)
+    else:
+        compressed = 10.0 * np.log10(np.maximum(mel, config.amin))
+    return np.ascontiguousarray(np.swapaxes(compressed, -1, -2), dtype=np.float32)

@@ -14,15 +14,17 @@ import dataclasses
 import multiprocessing
 import os
 import signal
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
 import numpy as np
 
 from genre_model.classifier import Classifier, TrackPrediction
 from genre_model.errors import AudioDecodeError
-from genre_model.frontend import FrontendConfig
 from genre_model.windows import track_features
+
+R = TypeVar("R")
 
 # Jobs queued per worker: enough to keep every worker busy while results wait for inference.
 _JOBS_PER_WORKER = 4
@@ -73,13 +75,112 @@ def _init_worker() -> None:
         pass
 
 
-def _features_job(path: str, frontend: FrontendConfig, max_windows: int | None) -> np.ndarray | AudioDecodeError:
+class DecoderPool:
+    """Worker processes that decode files, surviving a worker that dies.
+
+    Created empty; the processes start on the first job and stay for later calls (one pool for
+    a whole `beet import`), until `close`. With `workers` <= 1 jobs run in this process.
+
+    When a worker dies (a decoder segfault, the out-of-memory killer), every job in flight is
+    lost with it. The processes are replaced and those jobs retried one at a time, so the file
+    that kills a worker again is the culprit: it fails with `_CRASH_REASON`, the others go on.
+    """
+
+    def __init__(self, workers: int, on_start: Callable[[int], None] | None = None) -> None:
+        """workers: processes (<= 1: none, jobs run here). on_start(workers): called each time
+        processes are started (first use, and after a crash), e.g. to log it."""
+        self.workers = workers
+        self.on_start = on_start
+        self._executor: cf.ProcessPoolExecutor | None = None
+        self.in_flight = 0  # jobs of the running `imap` not yet returned
+
+    def _new_executor(self) -> cf.ProcessPoolExecutor:
+        if self.on_start is not None:
+            self.on_start(self.workers)
+        return cf.ProcessPoolExecutor(self.workers, mp_context=worker_context(), initializer=_init_worker)
+
+    def imap(
+        self, job: Callable[..., R], paths: Iterable[tuple[int, str]], *args: Any
+    ) -> Iterator[tuple[int, str, R | AudioDecodeError]]:
+        """Run ``job(path, *args)`` for each ``(index, path)``; yield ``(index, path, result)`` in
+        completion order. A job that raises gives an `AudioDecodeError` for its path.
+
+        At most `_JOBS_PER_WORKER` jobs per worker are queued, so memory stays flat. Closing the
+        iterator early waits for the jobs in flight and starts no new ones.
+        """
+        if self.workers <= 1:
+            for i, path in paths:
+                yield i, path, _guarded(job, path, *args)
+            return
+        if self._executor is None:
+            self._executor = self._new_executor()
+        jobs = iter(paths)
+        in_flight: dict[cf.Future, tuple[tuple[int, str], bool]] = {}  # future -> (job, run alone?)
+        suspects: collections.deque[tuple[int, str]] = collections.deque()
+        exhausted = False
+        try:
+            while in_flight or suspects or not exhausted:
+                if suspects and not in_flight:
+                    item = suspects.popleft()
+                    in_flight[self._executor.submit(_guarded, job, item[1], *args)] = (item, True)
+                while not suspects and not exhausted and len(in_flight) < self.workers * _JOBS_PER_WORKER:
+                    item = next(jobs, None)
+                    if item is None:
+                        exhausted = True
+                        break
+                    in_flight[self._executor.submit(_guarded, job, item[1], *args)] = (item, False)
+                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                finished, crashed = [], False
+                for future in done:
+                    item, alone = in_flight.pop(future)
+                    try:
+                        finished.append((*item, future.result()))
+                    except BrokenProcessPool:
+                        crashed = True
+                        if alone:
+                            finished.append((*item, AudioDecodeError(item[1], _CRASH_REASON)))
+                        else:
+                            suspects.append(item)
+                if crashed:
+                    suspects.extend(item for item, _ in in_flight.values())
+                    in_flight.clear()
+                    self._executor.shutdown(wait=False, cancel_futures=True)
+                    self._executor = self._new_executor()
+                for k, result in enumerate(finished, 1):
+                    self.in_flight = len(in_flight) + len(suspects) + len(finished) - k
+                    yield result
+        finally:
+            for future in in_flight:
+                future.cancel()
+            cf.wait(in_flight)
+            self.in_flight = 0
+
+    def close(self) -> None:
+        """Stop the worker processes (they finish the job they are on)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> DecoderPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _guarded(job: Callable[..., R], path: str, *args: Any) -> R | AudioDecodeError:
+    """``job(path, *args)``, with any exception turned into an `AudioDecodeError` for `path`:
+    a decoder bug on one odd file must not end the run."""
     try:
-        return track_features(path, frontend, max_windows)
+        return job(path, *args)
     except AudioDecodeError as exc:
         return exc
-    except Exception as exc:  # a decoder bug on one odd file must not end the run
+    except Exception as exc:
         return AudioDecodeError(path, f"unexpected {type(exc).__name__}: {exc}")
+
+
+# A file whose decoding kills its worker process twice (a decoder crash, not bad luck).
+_CRASH_REASON = "the decoder process crashed on this file"
 
 
 def classify_files(
@@ -87,82 +188,33 @@ def classify_files(
     paths: Iterable[str | os.PathLike[str]],
     max_windows: int | None = 8,
     workers: int | str = "auto",
+    pool: DecoderPool | None = None,
 ) -> Iterator[Outcome]:
     """Classify `paths`, yielding one `Outcome` per path as soon as it is known.
 
     max_windows: windows analysed per track (None = all). workers: decode processes; 0 or 1
-    decodes in this process.
+    decodes in this process. pool: decode in this existing pool instead (`workers` is then
+    ignored); it stays open for the caller's next call.
     """
-    frontend = classifier.info.frontend
-    n_workers = resolve_workers(workers)
-    jobs = ((i, os.fspath(p)) for i, p in enumerate(paths))
-    if n_workers <= 1:
-        for i, path in jobs:
-            result = _features_job(path, frontend, max_windows)
-            yield from _batch_outcomes(classifier, [(i, path, result)])
+    if pool is None:
+        with DecoderPool(resolve_workers(workers)) as own:
+            yield from classify_files(classifier, paths, max_windows, pool=own)
         return
-    yield from _pooled(classifier, jobs, n_workers, max_windows)
-
-
-# A file whose decoding kills its worker process twice (a decoder crash, not bad luck).
-_CRASH_REASON = "the decoder process crashed on this file"
-
-
-def _pooled(
-    classifier: Classifier, jobs: Iterator[tuple[int, str]], n_workers: int, max_windows: int | None
-) -> Iterator[Outcome]:
-    """`classify_files` with a process pool that survives a worker dying.
-
-    When a worker dies (a decoder segfault, the out-of-memory killer), every job in flight is
-    lost with it. The pool is replaced and those jobs are retried one at a time, so the file
-    that kills a worker again is the culprit: it fails with `_CRASH_REASON`, the others go on.
-    """
     frontend = classifier.info.frontend
-
-    def new_pool() -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(n_workers, mp_context=worker_context(), initializer=_init_worker)
-
-    pool = new_pool()
-    in_flight: dict[cf.Future, tuple[tuple[int, str], bool]] = {}  # future -> (job, run alone?)
-    suspects: collections.deque[tuple[int, str]] = collections.deque()
+    jobs = ((i, os.fspath(p)) for i, p in enumerate(paths))
     pending: list[tuple[int, str, np.ndarray | AudioDecodeError]] = []
-    exhausted = False
+    results = pool.imap(track_features, jobs, frontend, max_windows)
     try:
-        while in_flight or suspects or not exhausted:
-            if suspects:
-                if not in_flight:
-                    job = suspects.popleft()
-                    in_flight[pool.submit(_features_job, job[1], frontend, max_windows)] = (job, True)
-            while not suspects and not exhausted and len(in_flight) < n_workers * _JOBS_PER_WORKER:
-                job = next(jobs, None)
-                if job is None:
-                    exhausted = True
-                    break
-                in_flight[pool.submit(_features_job, job[1], frontend, max_windows)] = (job, False)
-            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-            crashed = False
-            for future in done:
-                job, alone = in_flight.pop(future)
-                try:
-                    pending.append((*job, future.result()))
-                except BrokenProcessPool:
-                    crashed = True
-                    if alone:
-                        pending.append((*job, AudioDecodeError(job[1], _CRASH_REASON)))
-                    else:
-                        suspects.append(job)
-            if crashed:
-                suspects.extend(job for job, _ in in_flight.values())
-                in_flight.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = new_pool()
-            # Run the model once enough windows are waiting to fill a batch (or at the end).
+        for finished in results:
+            pending.append(finished)
+            # Run the model once enough windows wait to fill a batch, or when nothing else is coming soon.
             n_windows = sum(r.shape[0] for _, _, r in pending if not isinstance(r, AudioDecodeError))
-            if pending and (n_windows >= classifier.batch_size or not in_flight):
+            if n_windows >= classifier.batch_size or pool.in_flight == 0:
                 yield from _batch_outcomes(classifier, pending)
                 pending = []
+        yield from _batch_outcomes(classifier, pending)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        results.close()
 
 
 def _batch_outcomes(

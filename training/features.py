@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from genre_model import AudioDecodeError, FrontendConfig, log_mel, probe, read_excerpts
-from genre_model.pipeline import worker_context
+from genre_model.pipeline import DecoderPool
 
 # Longer tracks are cached as their central excerpt of this many seconds: plenty of windows
 # for training, and a bounded cost per track.
@@ -52,18 +52,6 @@ def compute_track(path: str, frontend: FrontendConfig, max_seconds: float = MAX_
     return log_mel(audio, frontend)
 
 
-def _job(args: tuple[str, str, FrontendConfig]) -> tuple[str, str | None]:
-    path, target, frontend = args
-    try:
-        mel = compute_track(path, frontend)
-    except AudioDecodeError as exc:
-        return path, exc.reason
-    tmp = f"{target}.{os.getpid()}.tmp.npy"
-    np.save(tmp, mel.astype(np.float16))
-    os.replace(tmp, target)
-    return path, None
-
-
 class FeatureCache:
     """Log-mel spectrograms of tracks, keyed by content and front end, memory-mapped on read."""
 
@@ -87,29 +75,25 @@ class FeatureCache:
 
         Returns {path: reason} for files that could not be decoded; the rest are cached.
         """
-        todo = [
-            (p, str(self.path_for(d)), self.frontend) for p, d in zip(paths, digests) if not self.path_for(d).exists()
-        ]
+        todo = [(i, p) for i, (p, d) in enumerate(zip(paths, digests)) if not self.path_for(d).exists()]
         failures: dict[str, str] = {}
-        if not todo:
-            return failures
-        if workers > 1:
-            with worker_context().Pool(workers) as pool:
-                results = pool.imap_unordered(_job, todo, chunksize=4)
-                failures = self._collect(results, len(todo), progress)
-        else:
-            failures = self._collect(map(_job, todo), len(todo), progress)
+        # The same crash-tolerant pool as inference: a decoder that dies costs one file, not the run.
+        with DecoderPool(workers) as pool:
+            for done, (i, path, result) in enumerate(pool.imap(compute_track, todo, self.frontend), 1):
+                if isinstance(result, AudioDecodeError):
+                    failures[path] = result.reason
+                else:
+                    self._save(result, self.path_for(digests[i]))
+                if progress:
+                    progress(done, len(todo))
         return failures
 
     @staticmethod
-    def _collect(results, total: int, progress: Callable[[int, int], None] | None) -> dict[str, str]:
-        failures = {}
-        for done, (path, reason) in enumerate(results, 1):
-            if reason is not None:
-                failures[path] = reason
-            if progress:
-                progress(done, total)
-        return failures
+    def _save(mel: np.ndarray, target: Path) -> None:
+        # Written under a temporary name and renamed, so an interrupted run leaves no partial file.
+        tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, mel.astype(np.float16))
+        os.replace(tmp, target)
 
     def load(self, digest: str) -> np.ndarray:
         """The cached spectrogram, (n_mels, n_frames) float16, memory-mapped read-only."""

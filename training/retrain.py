@@ -133,6 +133,41 @@ def split_by_artist(
     )
 
 
+# Below these, held-out figures say little about a model: a handful of tracks, or a genre
+# with one or two examples, gives accuracies of 0 or 1 by chance.
+MIN_HELD_OUT_TRACKS = 20
+MIN_HELD_OUT_PER_GENRE = 3
+
+
+def plural(n: int, noun: str) -> str:
+    """'1 track', '2 tracks', '1 album artist'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def support_text(counts: dict[str, int], labels: Sequence[str]) -> str:
+    """Tracks per genre in the order of `labels`: 'Blues 12, Rock 0'."""
+    return ", ".join(f"{label} {counts.get(label, 0)}" for label in labels)
+
+
+def holdout_problems(valid_tracks: Sequence[Track], labels: Sequence[str]) -> list[str]:
+    """Why the held-out tracks cannot judge a model of `labels` (empty: they can)."""
+    support = Counter(t.label for t in valid_tracks)
+    artists = len({t.group for t in valid_tracks})
+    problems = []
+    if len(valid_tracks) < MIN_HELD_OUT_TRACKS:
+        problems.append(
+            f"only {plural(len(valid_tracks), 'track')} by {plural(artists, 'album artist')} held out "
+            f"(at least {MIN_HELD_OUT_TRACKS} needed)"
+        )
+    absent = [label for label in labels if support[label] == 0]
+    if absent:
+        problems.append(f"no held-out track for {', '.join(absent)}")
+    few = [label for label in labels if 0 < support[label] < MIN_HELD_OUT_PER_GENRE]
+    if few:
+        problems.append(f"fewer than {MIN_HELD_OUT_PER_GENRE} held-out tracks for {', '.join(few)}")
+    return problems
+
+
 def _single_artist_labels(tracks: Sequence[Track], labels: Sequence[str]) -> list[str]:
     return [lab for lab in labels if len({t.group for t in tracks if t.label == lab}) < 2]
 
@@ -303,8 +338,10 @@ def comparison_lines(card: dict[str, Any]) -> list[str]:
     """The held-out figures of a `retrain` card as lines of text: the new model, then the base
     model beside it on the genres both know."""
     held, new = card["held_out"], card["held_out"]["new"]
+    split = card["split"]
     lines = [
-        f"held out: {new['n_tracks']} tracks by {card['split']['valid_artists']} album artists",
+        f"held out: {plural(new['n_tracks'], 'track')} by {plural(split['valid_artists'], 'album artist')} "
+        f"({support_text(split['valid_label_counts'], card['labels'])})",
         f"  {card['model']}: track accuracy {new['track_accuracy']:.3f}, "
         f"balanced {new['balanced_accuracy']:.3f}, macro-F1 {new['macro_f1']:.3f}",
     ]

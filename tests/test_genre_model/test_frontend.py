@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from genre_model import FrontendConfig, log_mel, mel_filterbank
+from genre_model.frontend import musicnn_frontend
 
 # Max abs difference allowed, in dB, between our log-mel and librosa's on the same audio.
 TOLERANCE_DB = 0.01
@@ -79,3 +80,29 @@ def test_config_roundtrip_and_validation():
         FrontendConfig.from_dict({**c.to_dict(), "colour": 1})
     with pytest.raises(ValueError):
         FrontendConfig(fmax=20000.0)
+
+
+def test_musicnn_features_match_librosa_as_musicnn_computes_them():
+    # musicnn: librosa.feature.melspectrogram on the whole track (centred, 512/256, 96 bands),
+    # then log10(1 + 10000 * mel). Away from the track's edges, its 187-frame patch starting at
+    # frame k equals our uncentred window starting at sample k * 256 - 256.
+    c = musicnn_frontend()
+    assert c.n_frames == 187 and c.n_mels == 96
+    rng = np.random.default_rng(2)
+    t = np.arange(10 * c.sample_rate) / c.sample_rate
+    track = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t)) + 0.05 * rng.normal(size=t.size))
+    track = track.astype(np.float32)
+    mel = librosa.feature.melspectrogram(y=track, sr=16000, hop_length=256, n_fft=512, n_mels=96)
+    theirs = np.log10(1 + 10000 * mel.astype(np.float32))
+    for k in (1, 100, 400):
+        start = k * c.hop_length - c.n_fft // 2
+        ours = log_mel(track[start : start + c.window_samples], c)
+        np.testing.assert_allclose(ours, theirs[:, k : k + 187], atol=1e-4, rtol=1e-4)
+    assert log_mel(np.zeros(c.window_samples, np.float32), c).max() == 0.0  # silence is 0, not -inf
+
+
+def test_model_files_without_the_compression_keys_read_as_db():
+    old = {k: v for k, v in FrontendConfig().to_dict().items() if k not in ("compression", "log1p_gain")}
+    assert FrontendConfig.from_dict(old) == FrontendConfig()
+    with pytest.raises(ValueError, match="compression"):
+        FrontendConfig(compression="cube-root")

@@ -16,7 +16,15 @@ import soundfile
 from audio_factory import write_tone
 from markers import needs_ffmpeg
 
-from genre_model import AudioDecodeError, Classifier, FrontendConfig, classify_files, decode_windows, probe
+from genre_model import (
+    AudioDecodeError,
+    Classifier,
+    DecoderPool,
+    FrontendConfig,
+    classify_files,
+    decode_windows,
+    probe,
+)
 
 FE = FrontendConfig()
 HOUR_S = 3600
@@ -145,8 +153,28 @@ def test_a_decoder_process_killed_mid_run_costs_no_file(tmp_path, tiny_model):
             time.sleep(0.02)
 
     threading.Thread(target=kill_a_worker, daemon=True).start()
-    outcomes = list(classify_files(clf, paths, max_windows=None, workers=2))
+    starts: list[int] = []
+    with DecoderPool(2, on_start=starts.append) as pool:
+        outcomes = list(classify_files(clf, paths, max_windows=None, pool=pool))
     assert killed.is_set()
+    assert starts == [2, 2]  # the crash was seen and the processes replaced
     assert sorted(o.index for o in outcomes) == list(range(len(paths)))
     # The files in flight when the worker died are decoded again, one at a time: none is lost.
     assert all(o.error is None for o in outcomes), [o.error for o in outcomes if o.error]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_one_pool_serves_many_calls_with_the_same_processes(tmp_path, tiny_model):
+    # As in one `beet import`: many tasks, one set of decoder processes, closed at the end.
+    clf = Classifier(tiny_model, device="cpu")
+    starts: list[int] = []
+    with DecoderPool(2, on_start=starts.append) as pool:
+        seen = []
+        for task in range(3):
+            paths = [write_tone(tmp_path / f"{task}-{i}.flac", 200.0, seconds=4.0) for i in range(3)]
+            assert all(o.prediction.top == "Low" for o in classify_files(clf, paths, pool=pool))
+            seen.append(set(_descendants(os.getpid())))
+    assert starts == [2]
+    assert seen[0] == seen[1] == seen[2]
+    # Closing ends the two decoders (the forkserver that started them lives on, shared).
+    assert len(seen[0] - set(_descendants(os.getpid()))) == 2

@@ -9,7 +9,7 @@ import time
 
 from beets import logging as beets_logging
 
-from beetsplug import genreclass
+from beetsplug.genreclass import progress as genreclass
 
 
 class Terminal(io.StringIO):
@@ -19,7 +19,7 @@ class Terminal(io.StringIO):
 
 def test_bar_on_a_terminal_shows_count_rate_and_time_left(monkeypatch):
     stream = Terminal()
-    progress = genreclass._Progress(200, beets_logging.getLogger("test"), stream)
+    progress = genreclass.Progress(200, beets_logging.getLogger("test"), stream)
     assert progress.on_terminal
     monkeypatch.setattr(progress, "started", time.monotonic() - 10.0)  # 50 tracks in 10 s
     monkeypatch.setattr(progress, "last", progress.started)
@@ -33,11 +33,11 @@ def test_bar_on_a_terminal_shows_count_rate_and_time_left(monkeypatch):
 
 def test_without_a_terminal_a_log_line_every_few_seconds(monkeypatch, caplog):
     stream = io.StringIO()
-    progress = genreclass._Progress(10, beets_logging.getLogger("test.progress"), stream)
+    progress = genreclass.Progress(10, beets_logging.getLogger("test.progress"), stream)
     assert not progress.on_terminal
     with caplog.at_level(logging.INFO, logger="test.progress"):
         progress.update(1)  # too soon for a line
-        monkeypatch.setattr(progress, "last", time.monotonic() - genreclass._PROGRESS_EVERY_S - 1)
+        monkeypatch.setattr(progress, "last", time.monotonic() - genreclass.PROGRESS_EVERY_S - 1)
         progress.update(2)
     assert stream.getvalue() == ""
     assert len(caplog.records) == 1

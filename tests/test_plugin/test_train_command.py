@@ -56,16 +56,31 @@ def test_train_writes_installs_and_genreclass_uses_the_new_vocabulary(tagged_lib
     beets = tagged_library
     (beets.root / "aliases.yaml").write_text("hiss noise: Hiss\n")
     out = beets.root / "mine.onnx"
-    proc = beets.run(
-        "genreclass-train", "--min-tracks", "5", "--epochs", "4", "--alias", str(beets.root / "aliases.yaml"),
-        "--valid-fraction", "0.25", "--out", str(out), "--install",
-    )  # fmt: skip
+    args = ["genreclass-train", "--min-tracks", "5", "--epochs", "4", "--alias", str(beets.root / "aliases.yaml"),
+            "--valid-fraction", "0.25", "--out", str(out)]  # fmt: skip
+    # 6 held-out tracks cannot judge a model: refused, unless forced, and then loudly.
+    refused = beets.run(*args, "--install", check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "cannot judge a new model: only 6 tracks by 3 album artists held out" in refused.stderr
+    assert "fewer than 3 held-out tracks for Chime, Drone, Hiss" in refused.stderr
+    assert not out.exists() and not (beets.root / "genreclass" / "model.onnx").exists()
+    proc = beets.run(*args, "--force")
     text = proc.stdout + proc.stderr
-    assert "3 genres: Chime, Drone, Hiss" in text, text
-    assert "2 tracks left out: no genres" in text
-    assert "held out: 6 tracks by 3 album artists" in text
-    assert "knows none of these genres" in text  # the bundled vocabulary has no Drone, Hiss or Chime
-    assert out.is_file() and (beets.root / "genreclass" / "model.onnx").is_file()
+    assert "genreclass-train: 3 genres: Chime, Drone, Hiss" in proc.stderr, text
+    assert "genreclass-train: 2 tracks left out: no genres" in proc.stderr
+    assert "genreclass-train: training fine-tuning genreclass-default@" in proc.stderr
+    assert "held out: 6 tracks by 3 album artists (Chime 2, Drone 2, Hiss 2)" in proc.stdout
+    assert "WARNING: these figures cannot be trusted: only 6 tracks" in proc.stdout
+    assert "knows none of these genres" in proc.stdout  # the bundled vocabulary has no Drone, Hiss or Chime
+    assert f"to use it: beet genreclass-train --install-file {out}" in proc.stdout
+    assert out.is_file() and not (beets.root / "genreclass" / "model.onnx").exists()
+    # A trained file is installed without retraining; a folder or a non-model is refused.
+    assert "is a folder" in beets.run("genreclass-train", "--install-file", str(beets.root), check=False).stderr
+    (beets.root / "junk.onnx").write_bytes(b"not a model")
+    bad = beets.run("genreclass-train", "--install-file", str(beets.root / "junk.onnx"), check=False)
+    assert bad.returncode == 1 and "not a loadable ONNX model" in bad.stderr
+    installed = beets.run("genreclass-train", "--install-file", str(out))
+    assert "installed" in installed.stdout and (beets.root / "genreclass" / "model.onnx").is_file()
     card = json.loads((beets.root / "mine.card.json").read_text())
     assert card["labels"] == ["Chime", "Drone", "Hiss"] and card["start"].startswith("genreclass-default@")
     assert not set(card["split"]["train_label_counts"]) ^ {"Chime", "Drone", "Hiss"}
@@ -77,7 +92,7 @@ def test_train_writes_installs_and_genreclass_uses_the_new_vocabulary(tagged_lib
     assert info.training["model_config"]["arch"] == "cnn"
     # The installed model is the plugin's model now: untagged tracks get genres of the new vocabulary.
     tagged = beets.run("genreclass", "new-")
-    assert "2 classified" in tagged.stderr, tagged.stderr
+    assert "2 classified" in tagged.stdout, tagged.stdout
     for path in beets.music.glob("new-*.flac"):
         assert genres_in_file(path)[0] in {"Chime", "Drone", "Hiss"}
     assert set(beets.field("genreclass_model").values()) >= {card["model"]}

@@ -1,0 +1,173 @@
+"""Classify each track's genre from its audio and write it into beets' ``genres`` field.
+
+Wiring only: decoding, features and the model live in `genre_model`; retraining on the
+library (`beet genreclass-train`) lives in `training.retrain`, imported only when asked for.
+
+With ``auto: yes`` the import stage classifies each task's items and stores the verdicts in
+the library; the genre tag is written into the files only at ``import_task_files``, after
+beets has copied or moved them, so a user's original files never change on import (unless
+the library uses them in place and ``import.write`` asks for tags).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import confuse
+from beets import ui
+from beets.dbcore import types
+from beets.library import Item
+from beets.plugins import BeetsPlugin
+
+from genre_model import Classifier, DecoderPool, ModelError
+
+from .settings import DEFAULTS, Settings, read_settings
+from .tagger import Tagger, summary_line
+from .tags import write_genres
+from .train_command import add_options, train_command
+
+
+class GenreClassPlugin(BeetsPlugin):
+    # Three decimals: 0.302 and 0.298 fall on either side of a 0.3 threshold.
+    item_types = {"genreclass_confidence": types.Float(3), "genreclass_model": types.STRING}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config.add(DEFAULTS)
+        self._settings: Settings | None = None
+        self._tagger: Tagger | None = None
+        self._pool: DecoderPool | None = None
+        # Items classified at import whose tag waits for their files to be in place: item id ->
+        # the genres it had before, restored if the tag cannot be written.
+        self._unwritten: dict[int, list[str]] = {}
+        self._lock = threading.Lock()
+        # Always registered (reading `auto` here could not report a bad value): the stage
+        # checks `auto` itself, from settings validated at `import_begin`.
+        self.import_stages = [self.import_stage]
+        self.register_listener("import_begin", self.import_begin)
+        self.register_listener("import_task_files", self.import_task_files)
+        self.register_listener("import", self.import_end)
+        self.register_listener("cli_exit", self.close)
+
+    # -- settings, model and decoder pool: made once, before any file is touched -----------
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = read_settings(self.config)
+        return self._settings
+
+    def tagger(self) -> Tagger:
+        """The tagger for this beets command: settings checked, model loaded (raises `UserError`)."""
+        if self._tagger is None:
+            settings = self.settings()
+            classifier = Classifier(settings.model, settings.device, settings.vote, settings.batch_size)
+            try:
+                _ = classifier.info  # load now: a bad model stops the run before any file is touched
+            except ModelError as exc:
+                raise ui.UserError(f"genreclass: {exc}") from None
+            # One pool for the whole command; its processes start on the first file.
+            self._pool = DecoderPool(settings.workers, lambda n: self._log.debug("starting {} decoder processes", n))
+            self._tagger = Tagger(classifier, self._pool, settings, self._log)
+        return self._tagger
+
+    def close(self, lib=None) -> None:
+        """End the decoder processes (``cli_exit``)."""
+        if self._pool is not None:
+            self._pool.close()
+
+    # -- beet genreclass ------------------------------------------------------------------
+
+    def commands(self) -> list[ui.Subcommand]:
+        cmd = ui.Subcommand("genreclass", help="classify genres from the audio and write them to tags")
+        cmd.parser.usage = "%prog [options] [QUERY]" + (
+            "\n\nListen to each matching track (a few 3-second windows spread over it), vote over"
+            "\nthe windows and set its 'genres' field. Tracks that already have genres, that this"
+            "\nmodel has classified, or that it found uncertain (no genre reaching min_confidence)"
+            "\nare skipped unless --force is given; --pretend lists them with the reason."
+        )
+        cmd.parser.add_option("-f", "--force", action="store_true", default=False,
+                              help="classify tracks that already have genres or were already classified")  # fmt: skip
+        cmd.parser.add_option("-p", "--pretend", action="store_true", default=False,
+                              help="show the genres that would be set; change no file and no database entry")  # fmt: skip
+        cmd.parser.add_option("-w", "--write", action="store_true", dest="write", default=None,
+                              help="write the genres to the files' tags (default: import.write)")  # fmt: skip
+        cmd.parser.add_option("-W", "--nowrite", action="store_false", dest="write",
+                              help="store the genres in the library database only")  # fmt: skip
+        cmd.func = self.command
+        train = ui.Subcommand("genreclass-train", help="train a genre model on this library's own genres")
+        train.func = lambda lib, opts, args: train_command(self, lib, opts, args)
+        add_options(train)
+        return [cmd, train]
+
+    def command(self, lib, opts, args: list[str]) -> None:
+        tagger = self.tagger()
+        items = list(lib.items(args))
+        if not items:
+            ui.print_("genreclass: no tracks match" + (f" '{' '.join(args)}'" if args else ""))
+            return
+        try:
+            tagger.run(
+                items,
+                force=opts.force or self.settings().force,
+                pretend=opts.pretend,
+                write=write_genres if ui.should_write(opts.write) else None,
+                show_skipped=opts.pretend,
+            )
+        finally:
+            ui.print_(f"genreclass: {'pretend: ' if opts.pretend else ''}{summary_line(tagger.summary)}")
+
+    # -- import ---------------------------------------------------------------------------
+
+    def _auto(self) -> bool:
+        try:
+            return self.config["auto"].get(bool)
+        except confuse.ConfigError as exc:
+            raise ui.UserError(f"genreclass: {exc}") from None
+
+    def import_begin(self, session) -> None:
+        """With `auto`, check every setting and load the model before the first task touches anything."""
+        if self._auto():
+            self.tagger()
+
+    def import_stage(self, session, task) -> None:
+        """Classify the task's items and store the verdicts; their files are not written yet."""
+        if not self._auto():
+            return
+        self.tagger().run(
+            task.imported_items(),
+            force=self.settings().force,
+            pretend=False,
+            write=self._write_later,
+            show_skipped=False,
+            show_progress=False,
+        )
+
+    def _write_later(self, item: Item) -> None:
+        before = list(item.get_fresh_from_db().get("genres") or [])
+        with self._lock:
+            self._unwritten[item.id] = before
+
+    def import_task_files(self, session, task) -> None:
+        """Write the genre tag into the files the library now holds (copies, moved files, or
+        the originals when the library uses them in place), as ``import.write`` says."""
+        write = ui.should_write()
+        for item in task.imported_items():
+            with self._lock:
+                if item.id not in self._unwritten:
+                    continue
+                before = self._unwritten.pop(item.id)
+            if not write:
+                continue
+            reason = write_genres(item)
+            if reason:
+                self._log.error("{}: cannot write tags ({}); its genres are left as they were", item.filepath, reason)
+                # As if never classified, so that `beet genreclass` retries it.
+                item.genres = before
+                for field in ("genreclass_model", "genreclass_confidence"):
+                    del item[field]
+            item.store()
+
+    def import_end(self, lib, paths) -> None:
+        """The import's summary, on stdout like the rest of the import's report."""
+        if self._tagger is not None and self._auto():
+            ui.print_(f"genreclass: {summary_line(self._tagger.summary)}")

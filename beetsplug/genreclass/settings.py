@@ -1,0 +1,105 @@
+"""The plugin's settings: their defaults, and one validation of them all before any work.
+
+Every value is read once, with confuse's typed templates, into a frozen `Settings`; a bad
+value stops the command (or the import, before its first task) with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import confuse
+from beets import config as beets_config
+from beets import ui
+
+from genre_model import resolve_workers
+from genre_model.classifier import DEVICES, VOTES
+
+DEFAULTS = {
+    "auto": False,
+    "model": "",  # empty: the installed model (genreclass-train --install), else the bundled one
+    "device": "auto",
+    "count": 1,
+    "min_confidence": 0.3,
+    "force": False,
+    "max_windows": 8,
+    "vote": "mean",
+    "batch_size": 64,
+    "workers": "auto",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Validated settings. model: a model file, or None for the installed or bundled one.
+    workers: decoder processes ('auto' resolved to the usable cores; 0 = in the beets process)."""
+
+    auto: bool
+    model: str | None
+    device: str
+    count: int
+    min_confidence: float
+    force: bool
+    max_windows: int
+    vote: str
+    batch_size: int
+    workers: int
+
+
+def genreclass_dir() -> str:
+    """``<beets config folder>/genreclass``: trained models and the installed one live here."""
+    return os.path.join(beets_config.config_dir(), "genreclass")
+
+
+def installed_model_path() -> str:
+    """Where an installed model (``genreclass-train --install``) replaces the bundled one."""
+    return os.path.join(genreclass_dir(), "model.onnx")
+
+
+def read_settings(config: confuse.ConfigView) -> Settings:
+    """Read and check every setting of the plugin's `config` view; raises `ui.UserError`."""
+    try:
+        settings = Settings(
+            auto=config["auto"].get(bool),
+            model=_model_path(config["model"]),
+            device=config["device"].as_choice(DEVICES),
+            count=_at_least(config, "count", 1),
+            min_confidence=float(config["min_confidence"].as_number()),
+            force=config["force"].get(bool),
+            max_windows=_at_least(config, "max_windows", 1),
+            vote=config["vote"].as_choice(VOTES),
+            batch_size=_at_least(config, "batch_size", 1),
+            workers=_workers(config["workers"]),
+        )
+    except confuse.ConfigError as exc:
+        raise ui.UserError(f"genreclass: {exc}") from None
+    if not 0 <= settings.min_confidence <= 1:
+        raise ui.UserError(f"genreclass: 'min_confidence' must be between 0 and 1, got {settings.min_confidence:g}")
+    return settings
+
+
+def _at_least(config: confuse.ConfigView, key: str, low: int) -> int:
+    value = config[key].get(int)
+    if value < low:
+        raise ui.UserError(f"genreclass: '{key}' must be at least {low}, got {value}")
+    return value
+
+
+def _workers(view: confuse.ConfigView) -> int:
+    value = view.get()
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return resolve_workers(value)
+    raise ui.UserError(f"genreclass: 'workers' must be 'auto' or a number >= 0, got {value!r}")
+
+
+def _model_path(view: confuse.ConfigView) -> str | None:
+    """The configured model file, else the installed one, else None (the bundled model)."""
+    if not view.get():
+        return installed_model_path() if os.path.exists(installed_model_path()) else None
+    path = view.as_filename()
+    if os.path.isdir(path):
+        raise ui.UserError(f"genreclass: 'model' is a folder ({path}); give the path of a .onnx model file")
+    if not os.path.exists(path):
+        raise ui.UserError(f"genreclass: model file not found: {path}")
+    return path

@@ -1,0 +1,150 @@
+"""`beet genreclass-train`: retrain on the library's own genres, or install a trained model.
+
+Wiring only: the tracks and their labels come from the library, the training from
+`training.retrain` (imported when the command runs, so the plugin needs no torch to load).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import shutil
+import tempfile
+import time
+
+from beets import logging as beets_logging
+from beets import ui
+
+from genre_model import Classifier, ModelError, resolve_workers
+
+from .settings import genreclass_dir, installed_model_path
+
+# Packages of the `train` extra that retraining needs.
+TRAIN_EXTRA = ("torch", "onnx", "matplotlib")
+# Retraining's own progress lines carry the command's name, not just the plugin's.
+log = beets_logging.getLogger("beets.genreclass-train")
+
+
+def add_options(cmd: ui.Subcommand) -> None:
+    """The command's usage text and options."""
+    cmd.parser.usage = "%prog [options] [QUERY]" + (
+        "\n\nLearn the genres of the matching tracks that have them (the first genre of each,"
+        "\nin canonical spelling) and write a model in your vocabulary. Album artists are"
+        "\nsplit so none is on both sides; the new model and the current one are then scored"
+        "\non the held-out artists. Tracks whose genres genreclass itself set are not used."
+        "\nNeeds the train extra: pip install 'beets-genreclass[train]'."
+        "\n\n%prog --install-file FILE makes an already trained .onnx the model in use."
+    )
+    add = cmd.parser.add_option
+    add("--vocabulary", metavar="LABELS", help="comma-separated genres to learn (default: every genre with --min-tracks tracks)")  # fmt: skip
+    add("--min-tracks", type="int", default=10, metavar="N", help="fewest tracks a genre needs to be learnt [%default]")  # fmt: skip
+    add("--alias", metavar="FILE", help="YAML mapping of genre spellings to canonical names, e.g. 'hip hop: Hip-Hop'")  # fmt: skip
+    add("--epochs", type="int", default=30, metavar="N", help="training epochs [%default]")
+    add("--from-scratch", action="store_true", default=False, help="random initial weights instead of the current model's")  # fmt: skip
+    add("--valid-fraction", type="float", default=0.2, metavar="F", help="share of tracks held out, as whole album artists [%default]")  # fmt: skip
+    add("--out", metavar="FILE", help="the .onnx to write [CONFIG/genreclass/personal-DATE.onnx]")
+    add("--install", action="store_true", default=False, help="make the new model the one 'beet genreclass' uses")  # fmt: skip
+    add("--install-file", metavar="FILE", help="install this trained .onnx instead of training one")  # fmt: skip
+    add("--force", action="store_true", default=False,
+        help="train (and --install) even when the held-out tracks are too few to judge the model")  # fmt: skip
+    add("--cache", metavar="DIR", help="keep computed features here to speed up the next run [temporary]")  # fmt: skip
+
+
+def train_command(plugin, lib, opts, args: list[str]) -> None:
+    """Run ``beet genreclass-train``; `plugin` gives the configured model and settings."""
+    if opts.install_file:
+        install(opts.install_file, plugin)
+        return
+    _check_train_extra()
+    from training import retrain as personal
+    from training.backbone import BackboneError
+    from training.datasets import load_beets
+    from training.labels import read_aliases
+    from training.splits import SplitLeakError
+
+    if opts.epochs < 1 or opts.min_tracks < 1 or not 0 < opts.valid_fraction < 1:
+        raise ui.UserError("genreclass-train: --epochs and --min-tracks must be >= 1, --valid-fraction in (0, 1)")
+    vocabulary = [v.strip() for v in opts.vocabulary.split(",") if v.strip()] if opts.vocabulary else None
+    try:
+        aliases = read_aliases(opts.alias) if opts.alias else {}
+    except ValueError as exc:
+        raise ui.UserError(f"genreclass-train: {exc}") from None
+    base = plugin.settings().model
+    base_labels = _model_labels(base)  # the spelling of the genres it knows
+    tracks, left_out = load_beets(lib, args, aliases, vocabulary, spellings=base_labels)
+    for reason, n in sorted(left_out.items()):
+        log.info("{} left out: {}", personal.plural(n, "track"), reason)
+    version = time.strftime("%Y%m%d-%H%M%S")
+    out = opts.out or os.path.join(genreclass_dir(), f"personal-{version}.onnx")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    options = personal.RetrainOptions(
+        epochs=opts.epochs, from_scratch=opts.from_scratch, base_model=base, workers=resolve_workers("auto"),
+        version=version,
+    )  # fmt: skip
+    try:
+        tracks, labels = personal.select_labels(tracks, vocabulary, opts.min_tracks)
+        train, valid = personal.split_by_artist(tracks, labels, opts.valid_fraction)
+        log.info(
+            "{}: {}; {} to train, {} held out",
+            personal.plural(len(labels), "genre"), ", ".join(labels),
+            personal.plural(len(train), "track"), len(valid),
+        )  # fmt: skip
+        problems = personal.holdout_problems(valid, labels)
+        if problems and not opts.force:
+            raise ui.UserError(
+                "genreclass-train: the held-out tracks cannot judge a new model: " + "; ".join(problems)
+                + ". Tag tracks by more album artists, raise --valid-fraction, or give --force to train anyway"
+            )  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            cache = opts.cache or stack.enter_context(tempfile.TemporaryDirectory(prefix="genreclass-features-"))
+            result = personal.retrain(train, valid, labels, out, options, cache, log=log.info)
+    except (personal.NotEnoughData, SplitLeakError, BackboneError, ModelError) as exc:
+        raise ui.UserError(f"genreclass-train: {exc}") from None
+    except KeyboardInterrupt:
+        raise ui.UserError("genreclass-train: interrupted; no model written") from None
+    for line in personal.comparison_lines(result.card):
+        ui.print_(line)
+    for problem in problems:
+        ui.print_(f"WARNING: these figures cannot be trusted: {problem}")
+    if opts.install:
+        install(result.model_path, plugin)
+    else:
+        ui.print_(f"to use it: beet genreclass-train --install-file {result.model_path}")
+
+
+def install(model: str | os.PathLike[str], plugin) -> None:
+    """Check that `model` is a loadable genreclass model, then copy it into place atomically."""
+    if os.path.isdir(model):
+        raise ui.UserError(f"genreclass-train: {model} is a folder; give the path of a .onnx model file")
+    labels = _model_labels(os.fspath(model))
+    target = installed_model_path()
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = target + ".partial"
+    shutil.copyfile(model, tmp)
+    os.replace(tmp, target)
+    ui.print_(f"installed {model} ({', '.join(labels)}): 'beet genreclass' now uses {target}")
+    ui.print_(f"to go back to the bundled model, delete {target}")
+    if plugin.config["model"].get():
+        log.warning("the configured genreclass.model ({}) still takes precedence", plugin.config["model"].get())
+
+
+def _model_labels(path: str | None) -> tuple[str, ...]:
+    try:
+        return Classifier(path, device="cpu").info.labels
+    except ModelError as exc:
+        raise ui.UserError(f"genreclass-train: {exc}") from None
+
+
+def _check_train_extra() -> None:
+    missing = []
+    for name in TRAIN_EXTRA:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ui.UserError(
+            f"genreclass-train: {', '.join(missing)} not installed; install the training extra with: "
+            "pip install 'beets-genreclass[train]'"
+        )

@@ -1,0 +1,180 @@
+"""Everyday use as a beets user meets it: real `beet import` with beets' default copy and write,
+settings checked before anything is touched, results on stdout, reruns that skip what is done."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio_factory import write_audio, write_tone
+from beets_harness import Beets, digest, genres_in_file
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def music(tmp_path, tiny_model) -> Beets:
+    """Four untagged files (two low tones, two high) in a library that copies and writes on import."""
+    beets = Beets(tmp_path, tiny_model, auto=True)
+    beets.config["import"].update(copy=True, write=True)
+    beets.write_config()
+    for ext in (".mp3", ".flac"):
+        write_tone(beets.music / f"low{ext}", 200.0, seconds=5.0)
+        write_tone(beets.music / f"high{ext}", 5000.0, seconds=5.0)
+    return beets
+
+
+def _library_files(beets: Beets) -> dict[str, Path]:
+    return {p.name: p for p in (beets.root / "library").rglob("*") if p.is_file()}
+
+
+def _expected(name: str) -> list[str]:
+    return ["Low"] if "low" in name else ["High"]
+
+
+@pytest.mark.parametrize("singletons", [False, True], ids=["album", "singletons"])
+def test_import_with_copy_and_write_leaves_the_originals_byte_identical(music, singletons):
+    before = {p.name: digest(p) for p in music.music.iterdir()}
+    proc = music.run("import", "-A", "-q", *(["-s"] if singletons else []), str(music.music))
+    assert {p.name: digest(p) for p in music.music.iterdir()} == before
+    assert all(genres_in_file(p) == [] for p in music.music.iterdir())
+    # The copies carry the genre, and the library knows which model put it there.
+    genres = music.field("genres")
+    copies = _library_files(music)
+    assert len(copies) == 4
+    for path in copies.values():
+        assert genres_in_file(path) == genres[path.name].split(", ") and genres[path.name] in ("Low", "High")
+    assert set(music.field("genreclass_model").values()) == {"tiny@1"}
+    # A normal-verbosity import shows genreclass's results and summary on stdout.
+    assert "genreclass: 4 classified, 0 unchanged, 0 uncertain, 0 skipped, 0 failed" in proc.stdout
+    assert proc.stdout.count("  Low (Low 1.00") == 2
+
+
+def test_import_with_move_writes_the_moved_files(music):
+    music.config["import"].update(copy=False, move=True)
+    music.write_config()
+    music.run("import", "-A", "-q", str(music.music))
+    assert list(music.music.iterdir()) == []
+    files = _library_files(music)
+    assert len(files) == 4
+    assert {genres_in_file(p)[0] for p in files.values()} == {"Low", "High"}
+
+
+def test_in_place_library_writes_originals_only_when_import_write_says_so(music):
+    music.config["import"].update(copy=False, write=False)
+    music.write_config()
+    before = {p.name: digest(p) for p in music.music.iterdir()}
+    music.run("import", "-A", "-q", str(music.music))
+    assert {p.name: digest(p) for p in music.music.iterdir()} == before
+    assert set(music.field("genres").values()) == {"Low", "High"}  # in the database only
+    # With write: yes and no copy, the library's file is the original: written as asked.
+    music.config["import"]["write"] = True
+    music.write_config()
+    music.run("genreclass", "-f")
+    assert all(genres_in_file(p) == _expected(p.name) for p in music.music.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("min_confidence", 2, "'min_confidence' must be between 0 and 1"),
+        ("device", "gpu", "genreclass.device: must be one of"),
+        ("workers", "many", "'workers' must be 'auto' or a number >= 0"),
+        ("count", 0, "'count' must be at least 1"),
+        ("vote", "loudest", "genreclass.vote: must be one of"),
+        ("max_windows", "eight", "genreclass.max_windows"),
+        ("auto", "sometimes", "genreclass.auto"),
+    ],
+)
+def test_a_bad_setting_stops_the_import_before_anything_is_touched(music, key, value, message):
+    music.config["genreclass"][key] = value
+    music.write_config()
+    before = {p.name: digest(p) for p in music.music.iterdir()}
+    proc = music.run("import", "-A", "-q", str(music.music), check=False)
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert music.run("ls").stdout == ""  # no database entry
+    assert not (music.root / "library").exists()  # no copy
+    assert {p.name: digest(p) for p in music.music.iterdir()} == before
+
+
+def test_results_go_to_stdout_and_an_empty_query_says_so(music):
+    music.config["genreclass"]["auto"] = False
+    music.write_config()
+    music.run("import", "-A", "-q", str(music.music))
+    proc = music.run("genreclass", "--pretend")
+    assert "would be Low (Low 1.00" in proc.stdout and "pretend: 4 classified" in proc.stdout
+    assert proc.stderr == ""
+    proc = music.run("genreclass", "title:nothing-has-this-title")
+    assert proc.stdout.strip() == "genreclass: no tracks match 'title:nothing-has-this-title'"
+
+
+def test_an_uncertain_track_is_recorded_and_skipped_until_the_threshold_drops(tmp_path, tiny_model):
+    beets = Beets(tmp_path, tiny_model, min_confidence=0.9)
+    rng = np.random.default_rng(0)
+    for name in ("noise1.flac", "noise2.mp3"):  # white noise: Low and High about equally likely
+        write_audio(beets.music / name, 0.1 * rng.standard_normal((5 * 44100, 1)).astype(np.float32))
+    beets.run("import", "-A", "-q", str(beets.music))
+    first = beets.run("genreclass")
+    assert "2 uncertain" in first.stdout and "no genre reaches min_confidence 0.9" in first.stdout
+    assert set(beets.field("genreclass_model").values()) == {"tiny@1"}
+    assert set(beets.field("genres").values()) == {""}  # genres untouched
+    # Shown with three decimals, so the threshold comparison can be read off `beet ls`.
+    confidences = list(beets.field("genreclass_confidence").values())
+    assert all(len(c.split(".")[1]) == 3 and 0.5 <= float(c) < 0.9 for c in confidences), confidences
+    rerun = beets.run("genreclass", "--pretend")
+    assert "2 skipped" in rerun.stdout and "skipped: uncertain last time" in rerun.stdout
+    beets.config["genreclass"]["min_confidence"] = 0.5
+    beets.write_config()
+    lowered = beets.run("genreclass")
+    assert "2 classified" in lowered.stdout
+
+
+def test_import_pool_is_made_once_for_many_tasks(music):
+    music.config["genreclass"]["workers"] = 2
+    music.write_config()
+    proc = music.run("-vv", "import", "-A", "-s", "-q", str(music.music))
+    assert proc.stderr.count("starting 2 decoder processes") == 1, proc.stderr
+    assert len(music.field("genreclass_model")) == 4
+
+
+def test_a_folder_as_model_says_it_is_a_folder(music, tmp_path):
+    music.config["genreclass"]["model"] = str(tmp_path)
+    music.write_config()
+    proc = music.run("genreclass", check=False)
+    assert proc.returncode == 1 and "is a folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_sh_rejects_unknown_arguments(tmp_path):
+    for args in (["--frobnicate"], [str(tmp_path), "--wrte"], [str(tmp_path), "--write", "extra"]):
+        proc = subprocess.run([str(REPO / "run.sh"), *args], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2 and "usage: ./run.sh" in proc.stderr, (args, proc.stderr)
+
+
+def test_run_sh_names_each_skipped_track_and_forces(tmp_path, tiny_model):
+    music = tmp_path / "music"
+    music.mkdir()
+    write_tone(music / "low.flac", 200.0, seconds=5.0)
+    tagged = write_tone(music / "tagged.flac", 5000.0, seconds=5.0)
+    import mutagen
+
+    f = mutagen.File(tagged)
+    f["genre"] = "Jazz"
+    f.save()
+    # The test venv stands in for run.sh's own .venv (same code; saves an install).
+    env = {**os.environ, "GENRECLASS_VENV": str(Path(sys.executable).parents[1])}
+    run_sh = [str(REPO / "run.sh"), str(music), "--model", str(tiny_model)]
+    proc = subprocess.run(run_sh, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped: already has genres (Jazz)" in proc.stdout and "would be Low" in proc.stdout
+    forced = subprocess.run([*run_sh, "--force"], capture_output=True, text=True, env=env, timeout=300)
+    assert forced.returncode == 0, forced.stderr
+    assert "would be High" in forced.stdout and "pretend: 2 classified" in forced.stdout
