@@ -25,23 +25,9 @@ from genre_model import FrontendConfig
 from training.datasets import load_manifest
 from training.evaluate import metrics_from_probs, write_metrics
 from training.features import FeatureCache, file_digest
-from training.splits import check_disjoint, group_kfold
+from training.splits import check_disjoint, pool_cv_fold_indices, pool_cv_folds
 from training.train import TrainConfig, fit, track_probabilities
 from training.windows import TrackWindows, prepare
-
-
-def cv_folds(tracks, k: int, seed: int) -> list[int | None]:
-    """Fold of each track's validation side; None = always in training."""
-    folds: list[int | None] = [None] * len(tracks)
-    grouped = [i for i, t in enumerate(tracks) if not t.group.startswith("gtzan-")]
-    for i, f in zip(grouped, group_kfold([tracks[i] for i in grouped], k, seed)):
-        folds[i] = f
-    per_label = defaultdict(int)
-    for i, t in enumerate(tracks):
-        if t.group == "gtzan-valid":
-            folds[i] = per_label[t.label] % k
-            per_label[t.label] += 1
-    return folds
 
 
 def mel_stats(data: TrackWindows, max_windows: int) -> np.ndarray:
@@ -73,17 +59,14 @@ def main() -> None:
     cache = FeatureCache(args.cache, FrontendConfig())
     digests: dict[str, str] = {}
     prepare(tracks, labels, cache, digests, workers=args.workers)
-    folds = cv_folds(tracks, args.folds, args.seed)
+    folds = pool_cv_folds(tracks, args.folds, args.seed)
     methods = ["baseline", *args.archs.split(",")]
     preds: dict[str, dict[int, np.ndarray]] = {m: {} for m in methods}
     preds_all: dict[str, dict[int, np.ndarray]] = {m: {} for m in methods}
     timings: dict[str, list[float]] = defaultdict(list)
     curves: dict[str, list] = defaultdict(list)
     for f in range(args.folds):
-        train_idx = [
-            i for i, fold in enumerate(folds) if fold is None or (fold != f and tracks[i].group != "gtzan-valid")
-        ]
-        valid_idx = [i for i, fold in enumerate(folds) if fold == f]
+        train_idx, valid_idx = pool_cv_fold_indices(folds, tracks, f)
         train_t, valid_t = [tracks[i] for i in train_idx], [tracks[i] for i in valid_idx]
         check_disjoint(train_t, valid_t, lambda p: digests.get(p) or file_digest(p))
         train_w = TrackWindows(train_t, [digests[t.path] for t in train_t], cache, labels)

@@ -75,3 +75,29 @@ def group_holdout(
     k = max(2, round(1 / valid_fraction))
     folds = group_kfold(tracks, k, seed)
     return [t for t, f in zip(tracks, folds) if f != 0], [t for t, f in zip(tracks, folds) if f == 0]
+
+
+def pool_cv_folds(tracks: Sequence[Track], k: int, seed: int = 0) -> list[int | None]:
+    """The pool's cross-validation protocol (the bundled models' cards): fold of each track's
+    validation side, None = always in training.
+
+    Emotify tracks: group k-fold by artist. GTZAN keeps its fault-filtered, artist-disjoint
+    split: 'gtzan-train' clips always train, 'gtzan-valid' clips are spread over the validation
+    folds (label by label) and never train, so no group ever sits on both sides.
+    """
+    folds: list[int | None] = [None] * len(tracks)
+    grouped = [i for i, t in enumerate(tracks) if not t.group.startswith("gtzan-")]
+    for i, f in zip(grouped, group_kfold([tracks[i] for i in grouped], k, seed)):
+        folds[i] = f
+    per_label: Counter = Counter()
+    for i, t in enumerate(tracks):
+        if t.group == "gtzan-valid":
+            folds[i] = per_label[t.label] % k
+            per_label[t.label] += 1
+    return folds
+
+
+def pool_cv_fold_indices(folds: Sequence[int | None], tracks: Sequence[Track], f: int) -> tuple[list[int], list[int]]:
+    """(train, valid) track indices of fold `f` of `pool_cv_folds`."""
+    train = [i for i, fold in enumerate(folds) if fold is None or (fold != f and tracks[i].group != "gtzan-valid")]
+    return train, [i for i, fold in enumerate(folds) if fold == f]

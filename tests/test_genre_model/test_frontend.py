@@ -90,7 +90,7 @@ def test_musicnn_features_match_librosa_as_musicnn_computes_them():
     assert c.n_frames == 187 and c.n_mels == 96
     rng = np.random.default_rng(2)
     t = np.arange(10 * c.sample_rate) / c.sample_rate
-    track = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t)) + 0.05 * rng.normal(size=t.size))
+    track = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 2 * t)) + 0.05 * rng.normal(size=t.size)
     track = track.astype(np.float32)
     mel = librosa.feature.melspectrogram(y=track, sr=16000, hop_length=256, n_fft=512, n_mels=96)
     theirs = np.log10(1 + 10000 * mel.astype(np.float32))
