@@ -1,0 +1,56 @@
+"""ONNX export of the musicnn ports: patches in, tag probabilities and embedding out.
+
+Plain graphs for experiments and speed probes; unlike `training.export` they carry no project
+metadata (the musicnn taggers are not genre models of this project's vocabulary).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from training.musicnn import N_MELS, load_pretrained
+from training.musicnn_features import PATCH_FRAMES
+
+OPSET = 17
+INPUT_NAME = "patches"
+OUTPUT_NAMES = ("probabilities", "embedding")
+
+
+class _Tagger(torch.nn.Module):
+    # ONNX graphs return tensors, not NamedTuples.
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(x)
+        return out.probabilities, out.embedding
+
+
+def tagger_for_export(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` (a musicnn port) wrapped to return (probabilities (batch, 50), embedding (batch, D))."""
+    return _Tagger(net).eval()
+
+
+def export_musicnn_onnx(name: str, path: Path) -> Path:
+    """Write pretrained network `name` to `path` as ONNX (opset 17, dynamic batch axis).
+
+    Input "patches": (batch, 96 bands, 187 frames) float32 musicnn log-mel patches.
+    Outputs "probabilities" (batch, 50) and "embedding" (batch, 200 for msd_musicnn, 256 for msd_vgg).
+    """
+    model = tagger_for_export(load_pretrained(name))
+    dummy = torch.zeros(2, N_MELS, PATCH_FRAMES)
+    with warnings.catch_warnings():
+        # The TorchScript exporter (as training.export uses) warns that it is deprecated, and the
+        # tracer that the input-shape check reads a size; neither changes the exported graph.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+        torch.onnx.export(
+            model, (dummy,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)}, opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
+    return path
