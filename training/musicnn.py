@@ -108,8 +108,25 @@ class Musicnn(nn.Module):
         self.classifier = nn.Linear(200, n_tags)
         self.dropout = nn.Dropout(0.5)  # musicnn's back-end rate; identity in eval mode
 
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, 96 bands, n_frames) -> (batch, 1506) pooled mid-end features, the back
+        end's input before its batch norm, in musicnn's interleaved (max, mean) order."""
+        max_pool, mean_pool = self._midend_pools(x)
+        return torch.stack([max_pool, mean_pool], dim=2).flatten(1)
+
     def forward(self, x: torch.Tensor) -> MusicnnOutput:
         """x: (batch, 96 bands, n_frames) musicnn log-mel patches -> `MusicnnOutput`."""
+        max_pool, mean_pool = self._midend_pools(x)
+        # Back end. TF concatenates max and mean on a trailing axis and then flattens, so the
+        # 1506 features interleave (max_0, mean_0, max_1, mean_1, ...).
+        pooled = torch.stack([max_pool, mean_pool], dim=2).flatten(1)  # (B, 1506)
+        pooled = self.dropout(self.pool_norm(pooled))
+        embedding = self.dense_norm(F.relu(self.dense(pooled)))  # (B, 200), 'penultimate'
+        logits = self.classifier(self.dropout(embedding))  # (B, 50)
+        return MusicnnOutput(logits, torch.sigmoid(logits), embedding, max_pool, mean_pool)
+
+    def _midend_pools(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (batch, 96, n_frames) -> max and mean over time of the mid-end, (B, 753) each."""
         x = self.input_norm(_to_image(x))  # (B, 1, T, 96)
 
         # Front end; every branch ends max-pooled over all remaining bands: (B, C, T).
@@ -129,14 +146,7 @@ class Musicnn(nn.Module):
         cnn3 = self.midend[2](cnn2) + cnn2
         midend = torch.cat([frontend, cnn1, cnn2, cnn3], dim=1)  # (B, 753, T)
 
-        # Back end: max and mean over time. TF concatenates them on a trailing axis and then
-        # flattens, so the 1506 features interleave (max_0, mean_0, max_1, mean_1, ...).
-        max_pool, mean_pool = midend.amax(dim=2), midend.mean(dim=2)  # (B, 753) each
-        pooled = torch.stack([max_pool, mean_pool], dim=2).flatten(1)  # (B, 1506)
-        pooled = self.dropout(self.pool_norm(pooled))
-        embedding = self.dense_norm(F.relu(self.dense(pooled)))  # (B, 200), 'penultimate'
-        logits = self.classifier(self.dropout(embedding))  # (B, 50)
-        return MusicnnOutput(logits, torch.sigmoid(logits), embedding, max_pool, mean_pool)
+        return midend.amax(dim=2), midend.mean(dim=2)  # max and mean over time
 
 
 class MusicnnVgg(nn.Module):

@@ -1,0 +1,154 @@
+"""Heads on the pretrained MSD_musicnn backbone, compared by the pool's 5-fold group CV.
+
+Reads the cache of `benchmarks/musicnn_embed.py` and, for each fold of `pool_cv_folds` (the
+bundled models' protocol), fits each head on the training tracks' windows and predicts the
+held-out tracks from the windows the plugin would analyse (`max_windows` 8, 4, 2), by the
+mean of the window probabilities.
+
+    python benchmarks/musicnn_cv.py runs/musicnn/pool.npz --out runs/musicnn/cv
+
+Heads (the backbone is frozen in all of them; its features are cached):
+  lr-clip-pool   logistic regression on each clip's mean pooled mid-end features (issue baseline)
+  lr-window-emb  logistic regression on each window's 200-unit penultimate embedding
+  lr-window-pool logistic regression on each window's pooled mid-end features
+  backend-ft     musicnn's own back end (batch norm, dense 1506 -> 200, batch norm), started
+                 from the pretrained weights and fine-tuned, with a new 11-way output layer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from training.datasets import Track
+from training.evaluate import metrics_from_probs, write_metrics
+from training.musicnn_head import BackendConfig, fit_backend, predict_backend
+from training.splits import pool_cv_fold_indices, pool_cv_folds
+
+PLACEMENTS = ("8", "4", "2")
+
+
+class Cache:
+    """The arrays of one `musicnn_embed.py` file, sliced per track."""
+
+    def __init__(self, path: str) -> None:
+        data = np.load(path)
+        self.data = {k: data[k] for k in data.files}
+        self.tracks = [
+            Track(str(p), str(lab), str(g), str(s))
+            for p, lab, g, s in zip(data["path"], data["label"], data["group"], data["source"])
+        ]
+        self.labels = sorted({t.label for t in self.tracks})
+
+    def windows(self, placement: str, kind: str, idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(features of every window of tracks `idx`, the track position in `idx` of each window)."""
+        feats, offsets = self.data[f"{placement}_{kind}"], self.data[f"{placement}_offsets"]
+        rows = [np.arange(offsets[i], offsets[i + 1]) for i in idx]
+        owner = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)])
+        return feats[np.concatenate(rows)], owner
+
+    def targets(self, idx: list[int]) -> np.ndarray:
+        return np.array([self.labels.index(self.tracks[i].label) for i in idx])
+
+
+def interleaved(pool: np.ndarray) -> np.ndarray:
+    """[max | mean] (n, 2*753) as cached -> musicnn's (max_0, mean_0, max_1, ...) order."""
+    half = pool.shape[1] // 2
+    return np.stack([pool[:, :half], pool[:, half:]], axis=2).reshape(len(pool), -1)
+
+
+def per_track(probs: np.ndarray, owner: np.ndarray, n: int) -> list[np.ndarray]:
+    return [probs[owner == k] for k in range(n)]
+
+
+def fit_lr(x: np.ndarray, y: np.ndarray, c: float):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=2000)).fit(x, y)
+
+
+def proba(clf, x: np.ndarray, n_labels: int) -> np.ndarray:
+    out = np.zeros((len(x), n_labels))
+    out[:, clf.classes_] = clf.predict_proba(x)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cache")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="lr-clip-pool,lr-window-emb,lr-window-pool,backend-ft")
+    ap.add_argument("--c", type=float, default=0.01, help="inverse regularisation of the logistic regressions")
+    ap.add_argument("--epochs", type=int, default=None, help="backend-ft epochs [BackendConfig's]")
+    args = ap.parse_args()
+
+    cache = Cache(args.cache)
+    tracks, labels, n_labels = cache.tracks, cache.labels, len(cache.labels)
+    folds = pool_cv_folds(tracks, args.folds, args.seed)
+    methods = args.methods.split(",")
+    backend_cfg = BackendConfig(**({"epochs": args.epochs} if args.epochs else {}))
+    preds = {(m, p): {} for m in methods for p in PLACEMENTS}
+    seconds = {m: 0.0 for m in methods}
+    for f in range(args.folds):
+        train_idx, valid_idx = pool_cv_fold_indices(folds, tracks, f)
+        y_train = cache.targets(train_idx)
+        print(f"fold {f}: {len(train_idx)} train, {len(valid_idx)} valid tracks", flush=True)
+        for m in methods:
+            t0 = time.time()
+            if m == "lr-clip-pool":
+                x, owner = cache.windows("all", "pool", train_idx)
+                clip_mean = np.stack([x[owner == k].mean(axis=0) for k in range(len(train_idx))])
+                model = fit_lr(clip_mean, y_train, args.c)
+            elif m.startswith("lr-window-"):
+                kind = m.removeprefix("lr-window-")
+                x, owner = cache.windows("all", kind, train_idx)
+                model = fit_lr(x, y_train[owner], args.c)
+            elif m == "backend-ft":
+                x, owner = cache.windows("all", "pool", train_idx)
+                model = fit_backend(interleaved(x), y_train[owner], n_labels, backend_cfg, seed=args.seed + f)
+            else:
+                raise SystemExit(f"unknown method {m}")
+            seconds[m] += time.time() - t0
+            for p in PLACEMENTS:
+                if m == "lr-clip-pool":
+                    x, owner = cache.windows(p, "pool", valid_idx)
+                    clip_mean = np.stack([x[owner == k].mean(axis=0) for k in range(len(valid_idx))])
+                    probs = [row[None, :] for row in proba(model, clip_mean, n_labels)]
+                elif m.startswith("lr-window-"):
+                    x, owner = cache.windows(p, m.removeprefix("lr-window-"), valid_idx)
+                    probs = per_track(proba(model, x, n_labels), owner, len(valid_idx))
+                else:
+                    x, owner = cache.windows(p, "pool", valid_idx)
+                    probs = per_track(predict_backend(model, interleaved(x)), owner, len(valid_idx))
+                for i, pr in zip(valid_idx, probs):
+                    preds[(m, p)][i] = pr
+
+    out = Path(args.out)
+    report = {"folds": args.folds, "seed": args.seed, "c": args.c, "backend": vars(backend_cfg), "rows": {}}
+    print("\n| head | max_windows | track acc | balanced acc | macro-F1 | GTZAN | Emotify | fit s/fold |")
+    print("|---|---|---|---|---|---|---|---|")
+    for m in methods:
+        for p in PLACEMENTS:
+            idx = sorted(preds[(m, p)])
+            metrics = metrics_from_probs(
+                [preds[(m, p)][i] for i in idx], [tracks[i].label for i in idx], labels, [tracks[i].source for i in idx]
+            )
+            write_metrics(metrics, out / f"{m}-w{p}", title=f"musicnn {m}, max_windows {p}: {args.folds}-fold group CV")
+            report["rows"][f"{m}/w{p}"] = metrics
+            ps = metrics["per_source"]
+            print(f"| {m} | {p} | {metrics['track_accuracy']:.3f} | {metrics['balanced_accuracy']:.3f} | "
+                  f"{metrics['macro_f1']:.3f} | {ps['gtzan']['track_accuracy']:.3f} | "
+                  f"{ps['emotify']['track_accuracy']:.3f} | {seconds[m] / args.folds:.1f} |", flush=True)  # fmt: skip
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
