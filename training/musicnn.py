@@ -27,6 +27,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
+from genre_model.errors import ModelError
+
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 PRETRAINED = ("msd_musicnn", "msd_vgg")
 TF_BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default, used by every musicnn layer
@@ -199,14 +201,21 @@ def load_pretrained(name: str) -> Musicnn | MusicnnVgg:
     """Network `name` ("msd_musicnn" or "msd_vgg") with its converted weights, in eval mode.
 
     Reads the safetensors file shipped in training/pretrained; never touches the network.
+    Raises ValueError for an unknown name, `ModelError` (with the path) when the file is absent
+    or does not hold exactly the module's tensors.
     """
+    path = pretrained_path(name)
+    if not path.is_file():
+        raise ModelError(f"{path}: pretrained musicnn weights missing; tools/musicnn_convert writes them")
     model: Musicnn | MusicnnVgg = Musicnn() if name == "msd_musicnn" else MusicnnVgg()
-    state = load_file(str(pretrained_path(name)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    # TF keeps no batch counter; every other tensor must come from the checkpoint.
+    try:
+        # TF keeps no batch counter; every other tensor must come from the checkpoint.
+        missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+    except RuntimeError as exc:  # a tensor of the wrong shape
+        raise ModelError(f"{path}: {exc}") from exc
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise KeyError(f"{name}: missing {missing}, unexpected {unexpected}")
+        raise ModelError(f"{path}: tensors missing {missing}, unexpected {unexpected}")
     return model.eval()
 
 

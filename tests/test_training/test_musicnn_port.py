@@ -69,6 +69,11 @@ def test_rejects_tensorflow_layout() -> None:
         model(torch.zeros(1, 187, 96))
 
 
+def test_unknown_network_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="msd_musicnn"):
+        load_pretrained("mtt_musicnn")
+
+
 @pytest.mark.slow
 @needs_shared_data
 def test_real_patches_match_tensorflow(network, reference) -> None:
