@@ -67,7 +67,9 @@ def main() -> None:
             arrays[f"{placement}_emb"] = np.concatenate(embedded).astype(np.float32)
             arrays[f"{placement}_offsets"] = np.cumsum([0] + [f.shape[0] for f in features])
             seconds = time.time() - started
-            print(f"{placement}: {len(windows)} windows in {seconds:.0f} s ({1000 * seconds / len(windows):.1f} ms/window)")
+            print(
+                f"{placement}: {len(windows)} windows in {seconds:.0f} s ({1000 * seconds / len(windows):.1f} ms/window)"
+            )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, **arrays)
 

@@ -191,6 +191,45 @@ def fit(
     )
 
 
+@main.command("head")
+@click.argument("data", nargs=-1, required=True)
+@click.option("--config", "recipe_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Recipe file, e.g. recipes/default.json.")  # fmt: skip
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--cache", default="runs/feature-cache", show_default=True, type=click.Path(file_okay=False),
+              help="Where the backbone's features are cached (by file content).")  # fmt: skip
+@click.option("--cv-report", type=click.Path(exists=True, dir_okay=False),
+              help="report.json of benchmarks/musicnn_cv.py: its --cv-row figures go on the model's card.")  # fmt: skip
+@click.option("--cv-row", default="backend-ft/w8", show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes decoding audio.")
+def head(data, recipe_path, out_file, cache, cv_report, cv_row, workers) -> None:
+    """Train a genre head on the pretrained MSD_musicnn, as a recipe says, on all of DATA.
+
+    The backbone stays frozen; its back end is fine-tuned from the pretrained weights with a new
+    output layer (settings in the recipe); the file holds backbone and head.
+    """
+    from training.musicnn_recipe import Recipe, build
+
+    started = time.time()
+    try:
+        recipe = Recipe.read(recipe_path)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    tracks = _load_all(data)
+    metrics: dict = {}
+    if cv_report:
+        report = json.loads(Path(cv_report).read_text())
+        if cv_row not in report.get("rows", {}):
+            raise click.UsageError(f"{cv_report} has no row {cv_row!r}; it has {sorted(report.get('rows', {}))}")
+        metrics = {"protocol": f"{report['folds']}-fold group cross-validation ({cv_row})"}
+        metrics |= _card_metrics(report["rows"][cv_row])
+    parity = build(recipe, tracks, out_file, cache, metrics, workers, click.echo)
+    click.echo(
+        f"wrote {out_file} ({time.time() - started:.0f} s, peak RSS {_peak_rss_mb():.0f} MB, "
+        f"parity {parity['max_abs_diff']:.1e})"
+    )
+
+
 @main.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.argument("data", nargs=-1, required=True)

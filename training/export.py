@@ -29,12 +29,19 @@ class ExportError(Exception):
 
 
 class _WithSoftmax(torch.nn.Module):
+    """Softmax on the network's logits. A network with `extra_outputs` (names) returns
+    ``(logits, *extras)``; the extras are exported as further outputs after the probabilities."""
+
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
         self.net = net
+        self.extra_outputs: tuple[str, ...] = tuple(getattr(net, "extra_outputs", ()))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(x), dim=1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        out = self.net(x)
+        if self.extra_outputs:
+            return (torch.softmax(out[0], dim=1), *out[1:])
+        return torch.softmax(out, dim=1)
 
 
 def export_onnx(
@@ -58,11 +65,12 @@ def export_onnx(
     # deprecation warning is not the user's concern. No constant folding: batch norms stay
     # separate nodes with their own statistics, so `training.backbone` can read the trained
     # weights back for fine-tuning (onnxruntime fuses them into the convolutions at load time).
+    outputs = ["probabilities", *wrapped.extra_outputs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            wrapped, (dummy,), str(tmp), input_names=["input"], output_names=["probabilities"],
-            dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=OPSET, dynamo=False,
+            wrapped, (dummy,), str(tmp), input_names=["input"], output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in ["input", *outputs]}, opset_version=OPSET, dynamo=False,
             do_constant_folding=False,
         )  # fmt: skip
     proto = onnx.load(str(tmp))
@@ -70,7 +78,8 @@ def export_onnx(
     _set_info(proto, info)
     onnx.save(proto, str(tmp))
     with torch.no_grad():
-        expected = wrapped(torch.from_numpy(np.ascontiguousarray(parity_windows, dtype=np.float32))).numpy()
+        expected = wrapped(torch.from_numpy(np.ascontiguousarray(parity_windows, dtype=np.float32)))
+        expected = (expected[0] if wrapped.extra_outputs else expected).numpy()
     got = Classifier(tmp, device="cpu").window_probabilities(parity_windows)
     diff = float(np.abs(expected - got).max())
     if diff > PARITY_TOLERANCE:

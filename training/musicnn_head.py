@@ -68,18 +68,21 @@ class BackendHead(nn.Module):
 
 
 class MusicnnGenre(nn.Module):
-    """MSD_musicnn's front end and mid-end (frozen) + a `BackendHead`: (batch, 96, 187) -> logits."""
+    """MSD_musicnn's front end and mid-end (frozen) + a `BackendHead`.
+
+    (batch, 96, 187) musicnn log-mel -> (logits (batch, n_labels), embedding (batch, 200)). The
+    exported file carries the embedding as a second output, named here: a personal head is
+    trained on it without torch.
+    """
+
+    extra_outputs = ("embedding",)
 
     def __init__(self, backbone: Musicnn, head: BackendHead) -> None:
         super().__init__()
         self.backbone, self.head = backbone, head
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone.pooled(x))[0]
-
-    def embedding(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, 200) fine-tuned penultimate features: what a personal head is trained on."""
-        return self.head(self.backbone.pooled(x))[1]
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.backbone.pooled(x))
 
 
 def fit_backend(

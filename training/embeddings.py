@@ -1,0 +1,55 @@
+"""The pretrained backbone's pooled features on every window of each track, cached per file.
+
+A frozen backbone gives the same features on every epoch, so they are computed once: for each
+track, its windows under one placement (`genre_model.window_starts`: every whole window with
+``max_windows=None``, or the plugin's placement), through `Musicnn.pooled`. Files live in
+``CACHE/musicnn-<frontend hash>-<placement>/<content hash>.npy`` as float32 (n_windows, 1506).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genre_model import AudioDecodeError, DecoderPool, track_features
+from genre_model.frontend import musicnn_frontend
+from training.features import file_digest, frontend_digest
+from training.musicnn import Musicnn
+
+BATCH = 64  # windows per backbone call
+
+
+def pooled_features(
+    paths: Sequence[str],
+    backbone: Musicnn,
+    cache_dir: str | os.PathLike[str],
+    max_windows: int | None = None,
+    workers: int = 2,
+    log: Callable[[str], None] = print,
+) -> tuple[list[np.ndarray | None], dict[str, str]]:
+    """Pooled mid-end features of each file's windows, (n_windows_i, 1506) float32, None for
+    files that could not be decoded; and {path: reason} for those."""
+    frontend = musicnn_frontend()
+    folder = Path(cache_dir) / f"musicnn-{frontend_digest(frontend)}-{max_windows or 'all'}"
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = [folder / f"{file_digest(p)}.npy" for p in paths]
+    todo = [(i, p) for i, p in enumerate(paths) if not targets[i].exists()]
+    failures: dict[str, str] = {}
+    backbone.eval()
+    with DecoderPool(workers) as pool, torch.no_grad():
+        for done, (i, path, windows) in enumerate(pool.imap(track_features, todo, frontend, max_windows), 1):
+            if isinstance(windows, AudioDecodeError):
+                failures[path] = windows.reason
+                continue
+            pooled = torch.cat([backbone.pooled(torch.from_numpy(windows[b : b + BATCH])) for b in
+                                range(0, len(windows), BATCH)]).numpy()  # fmt: skip
+            tmp = targets[i].with_name(f"{targets[i].stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, pooled.astype(np.float32))
+            os.replace(tmp, targets[i])  # an interrupted run resumes; no partial file is read
+            if done % 50 == 0 or done == len(todo):
+                log(f"backbone features: {done}/{len(todo)} files")
+    return [None if p in failures else np.load(t) for p, t in zip(paths, targets)], failures

@@ -1,0 +1,110 @@
+"""Build a genre model on the pretrained MSD_musicnn from a recipe file (recipes/*.json).
+
+A recipe names every setting that made a shipped model: the backbone, the head's fine-tuning
+(`BackendConfig`), the seed and the model's name. `build` computes (or reads from the cache)
+the frozen backbone's pooled features on every whole window of each track, fine-tunes the
+back end on them, and exports backbone + head as one self-describing `.onnx`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genre_model import ModelInfo, track_features
+from genre_model.frontend import musicnn_frontend
+from training.datasets import Track
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A musicnn-based model's settings; `backend` holds `BackendConfig` fields."""
+
+    name: str = "genreclass-default"
+    backbone: str = "msd_musicnn"
+    seed: int = 0
+    backend: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> Recipe:
+        """Read a recipe; unknown keys raise `ValueError` (a typo must not fall back to a default)."""
+        from training.musicnn_head import BackendConfig
+
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)} | {"comment"}
+        if set(data) - known:
+            raise ValueError(f"{path}: unknown recipe keys {sorted(set(data) - known)}")
+        backend = data.get("backend", {})
+        unknown = set(backend) - {f.name for f in dataclasses.fields(BackendConfig)}
+        if unknown:
+            raise ValueError(f"{path}: unknown backend keys {sorted(unknown)}")
+        if data.get("backbone", "msd_musicnn") != "msd_musicnn":
+            raise ValueError(f"{path}: only the msd_musicnn backbone has a genre head, got {data['backbone']!r}")
+        data.pop("comment", None)
+        return cls(**data)
+
+
+def build(
+    recipe: Recipe,
+    tracks: Sequence[Track],
+    out_path: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str],
+    metrics: dict[str, Any] | None = None,
+    workers: int = 2,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train the recipe's head on every track of `tracks` and export `out_path`.
+
+    metrics: figures for the file's card (e.g. from a cross-validation report). returns the
+    export's parity result.
+    """
+    import torch
+
+    from training.embeddings import pooled_features
+    from training.export import export_onnx
+    from training.musicnn import load_pretrained
+    from training.musicnn_head import BackendConfig, MusicnnGenre, fit_backend
+
+    config = BackendConfig(**recipe.backend)
+    labels = sorted({t.label for t in tracks})
+    backbone = load_pretrained(recipe.backbone)
+    pooled, failures = pooled_features([t.path for t in tracks], backbone, cache_dir, None, workers, log)
+    for path, reason in failures.items():
+        log(f"skipped {path}: {reason}")
+    kept = [(t, p) for t, p in zip(tracks, pooled) if p is not None]
+    x = np.concatenate([p for _, p in kept])
+    y = np.concatenate([np.full(len(p), labels.index(t.label)) for t, p in kept])
+    log(f"fine-tuning the back end: {len(kept)} tracks, {len(x)} windows, {len(labels)} labels, {config.epochs} epochs")
+    started = time.time()
+    head = fit_backend(x, y, len(labels), config, seed=recipe.seed)
+    model = MusicnnGenre(backbone, head).eval()
+    frontend = musicnn_frontend()
+    info = ModelInfo(
+        name=recipe.name,
+        version=time.strftime("%Y%m%d-%H%M%S"),
+        labels=tuple(labels),
+        frontend=frontend,
+        training={
+            "arch": "musicnn-backend",
+            "backbone": f"{recipe.backbone} (musicnn 0.1.0, Pons & Serra 2019, ISC licence)",
+            "recipe": dataclasses.asdict(recipe),
+            "backend_config": dataclasses.asdict(config),
+            "n_train_tracks": len(kept),
+            "n_train_windows": int(len(x)),
+            "label_counts": dict(Counter(t.label for t, _ in kept)),
+            "sources": sorted({t.source for t, _ in kept}),
+            "fit_seconds": round(time.time() - started, 1),
+        },
+        metrics=metrics or {},
+    )
+    parity = np.concatenate([track_features(t.path, frontend, 2) for t, _ in kept[:4]])
+    with torch.no_grad():
+        return export_onnx(model, info, out_path, parity)
