@@ -55,12 +55,6 @@ class Cache:
         return np.array([self.labels.index(self.tracks[i].label) for i in idx])
 
 
-def interleaved(pool: np.ndarray) -> np.ndarray:
-    """[max | mean] (n, 2*753) as cached -> musicnn's (max_0, mean_0, max_1, ...) order."""
-    half = pool.shape[1] // 2
-    return np.stack([pool[:, :half], pool[:, half:]], axis=2).reshape(len(pool), -1)
-
-
 def per_track(probs: np.ndarray, owner: np.ndarray, n: int) -> list[np.ndarray]:
     return [probs[owner == k] for k in range(n)]
 
@@ -113,7 +107,7 @@ def main() -> None:
                 model = fit_lr(x, y_train[owner], args.c)
             elif m == "backend-ft":
                 x, owner = cache.windows("all", "pool", train_idx)
-                model = fit_backend(interleaved(x), y_train[owner], n_labels, backend_cfg, seed=args.seed + f)
+                model = fit_backend(x, y_train[owner], n_labels, backend_cfg, seed=args.seed + f)
             else:
                 raise SystemExit(f"unknown method {m}")
             seconds[m] += time.time() - t0
@@ -127,7 +121,7 @@ def main() -> None:
                     probs = per_track(proba(model, x, n_labels), owner, len(valid_idx))
                 else:
                     x, owner = cache.windows(p, "pool", valid_idx)
-                    probs = per_track(predict_backend(model, interleaved(x)), owner, len(valid_idx))
+                    probs = per_track(predict_backend(model, x), owner, len(valid_idx))
                 for i, pr in zip(valid_idx, probs):
                     preds[(m, p)][i] = pr
 

@@ -20,9 +20,16 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 VOTES: tuple[str, ...] = ("mean", "majority")
 
 
-def bundled_model_path() -> Path:
-    """Path of the default model shipped inside the package."""
-    return Path(str(resources.files("genre_model") / "bundled" / "genreclass-default.onnx"))
+# Models shipped inside the package, by the name a user gives in `genreclass.model`:
+# "default" (accurate) and "fast" (a small CNN, several times faster, less accurate).
+BUNDLED_MODELS: tuple[str, ...] = ("default", "fast")
+
+
+def bundled_model_path(name: str = "default") -> Path:
+    """Path of a model shipped inside the package (`BUNDLED_MODELS`)."""
+    if name not in BUNDLED_MODELS:
+        raise ModelError(f"no bundled model {name!r}; there are {', '.join(BUNDLED_MODELS)}")
+    return Path(str(resources.files("genre_model") / "bundled" / f"genreclass-{name}.onnx"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,11 +14,11 @@ from beets import config as beets_config
 from beets import ui
 
 from genre_model import resolve_workers
-from genre_model.classifier import DEVICES, VOTES
+from genre_model.classifier import BUNDLED_MODELS, DEVICES, VOTES, bundled_model_path
 
 DEFAULTS = {
     "auto": False,
-    "model": "",  # empty: the installed model (genreclass-train --install), else the bundled one
+    "model": "",  # "default" or "fast" (bundled), a file, or empty: the installed model, else "default"
     "device": "auto",
     "count": 1,
     "min_confidence": 0.3,
@@ -94,9 +94,12 @@ def _workers(view: confuse.ConfigView) -> int:
 
 
 def _model_path(view: confuse.ConfigView) -> str | None:
-    """The configured model file, else the installed one, else None (the bundled model)."""
+    """The configured model (a bundled model's name, or a file), else the installed one, else
+    None (the bundled default)."""
     if not view.get():
         return installed_model_path() if os.path.exists(installed_model_path()) else None
+    if view.get() in BUNDLED_MODELS:
+        return str(bundled_model_path(view.get()))
     path = view.as_filename()
     if os.path.isdir(path):
         raise ui.UserError(f"genreclass: 'model' is a folder ({path}); give the path of a .onnx model file")

@@ -9,37 +9,48 @@ import pytest
 from audio_factory import tone, write_audio
 from markers import SHARED_DATA, needs_shared_data
 
-from genre_model import Classifier, bundled_model_path, classify_files
+from genre_model import Classifier, ModelError, bundled_model_path, classify_files
 
 LABELS = ("Blues", "Classical", "Country", "Disco", "Electronic", "Hip-Hop", "Jazz", "Metal", "Pop", "Reggae", "Rock")
 
 
-def test_bundled_model_is_small_and_describes_itself():
-    path = bundled_model_path()
+@pytest.mark.parametrize(("name", "window_seconds"), [("default", 3.008), ("fast", 3.0)])
+def test_bundled_models_are_small_and_describe_themselves(name, window_seconds):
+    path = bundled_model_path(name)
     assert path.is_file() and path.stat().st_size < 10 * 1024 * 1024
-    info = Classifier().info
+    info = Classifier(path).info
     assert info.labels == LABELS
-    assert info.name == "genreclass-default"
-    assert info.frontend.window_seconds == 3.0
-    assert 0 < info.metrics["track_accuracy"] <= 1
+    assert info.name == f"genreclass-{name}"
+    assert info.frontend.window_seconds == window_seconds
+    assert 0.6 < info.metrics["track_accuracy"] <= 1
     assert info.training["n_train_tracks"] == 712
 
 
-def test_bundled_model_runs_on_generated_audio(tmp_path):
+def test_the_default_is_the_musicnn_model_with_its_embedding():
+    info = Classifier().info
+    assert info.training["arch"] == "musicnn-backend" and info.frontend.compression == "log1p"
+    with pytest.raises(ModelError, match="no bundled model 'huge'"):
+        bundled_model_path("huge")
+
+
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_bundled_models_run_on_generated_audio(tmp_path, name):
     path = write_audio(tmp_path / "t.mp3", tone(440.0, 10.0, channels=2), 44100)
-    (outcome,) = classify_files(Classifier(device="cpu"), [path], max_windows=8, workers=0)
+    (outcome,) = classify_files(Classifier(bundled_model_path(name), device="cpu"), [path], max_windows=8, workers=0)
     assert outcome.prediction.n_windows == 3
     assert sum(p for _, p in outcome.prediction.genres) == pytest.approx(1.0, abs=1e-4)
 
 
 @pytest.mark.slow
 @needs_shared_data
-def test_bundled_model_on_real_clips():
-    # The model was trained on these clips, so this checks the shipped file works end to end
-    # (decode, front end, graph, labels in order), not how well it generalises: see docs/BENCHMARKS.md.
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_bundled_models_on_real_clips(name):
+    # The models were trained on these clips, so this checks the shipped files work end to end
+    # (decode, front end, graph, labels in order), not how well they generalise: see docs/BENCHMARKS.md.
     with open(SHARED_DATA / "manifest.csv") as f:
         rows = list(csv.DictReader(f))
     picked = [rows[i] for i in np.random.default_rng(0).choice(len(rows), 44, replace=False)]
-    outcomes = classify_files(Classifier(), [SHARED_DATA / r["path"] for r in picked], max_windows=8, workers=2)
+    clf = Classifier(bundled_model_path(name))
+    outcomes = classify_files(clf, [SHARED_DATA / r["path"] for r in picked], max_windows=8, workers=2)
     correct = [o.prediction.top == picked[o.index]["label"] for o in outcomes]
     assert len(correct) == 44 and np.mean(correct) >= 0.7
