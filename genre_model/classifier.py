@@ -176,15 +176,34 @@ class Classifier:
         self._info = info
         self._session = session
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """Names of the model's outputs, probabilities first (e.g. ``("probabilities", "embedding")``)."""
+        self._load()
+        return tuple(o.name for o in self._session.get_outputs())
+
     def window_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Probabilities for log-mel windows (n, n_mels, n_frames) -> (n, n_labels), in batches."""
         self._load()
+        return self.window_outputs(features, self._session.get_outputs()[0].name)
+
+    def window_outputs(self, features: np.ndarray, name: str) -> np.ndarray:
+        """The output `name` (one of `output_names`) for log-mel windows (n, n_mels, n_frames),
+        in batches: (n, *that output's shape after the batch axis) float32, e.g. (n, 200) for an
+        ``embedding``."""
+        self._load()
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        if name not in outputs:
+            raise ModelError(f"{self.model_path}: no output named {name!r} (it has {', '.join(outputs)})")
         features = np.ascontiguousarray(features, dtype=np.float32)
         parts = [
-            self._session.run(None, {self._input_name: features[i : i + self.batch_size]})[0]
+            self._session.run([name], {self._input_name: features[i : i + self.batch_size]})[0]
             for i in range(0, features.shape[0], self.batch_size)
         ]
-        return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, len(self.info.labels)), np.float32)
+        if parts:
+            return np.concatenate(parts).astype(np.float32)
+        width = [d if isinstance(d, int) else 0 for d in outputs[name].shape[1:]]
+        return np.zeros((0, *width), np.float32)
 
     def predict(self, tracks: Iterable[np.ndarray]) -> list[TrackPrediction]:
         """Classify several tracks at once; their windows share batches.

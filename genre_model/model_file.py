@@ -7,8 +7,10 @@
   frontend: `FrontendConfig` fields
   training: summary of the data the model was trained on (free-form object)
   metrics: evaluation results (free-form object)
-The graph takes ``input`` (batch, n_mels, n_frames) float32 log-mel dB and returns
-probabilities (batch, len(labels)) that sum to one.
+The graph takes ``input`` (batch, n_mels, n_frames) float32 log-mel dB and returns, as its
+first output, probabilities (batch, len(labels)) that sum to one. Further outputs may follow:
+``embedding`` (batch, D) float32, the features the output layer reads, on which a personal
+head can be trained without torch (`training.personal_head`).
 """
 
 from __future__ import annotations

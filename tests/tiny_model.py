@@ -56,3 +56,52 @@ def build_tiny_model(
     entry.key, entry.value = METADATA_KEY, metadata if metadata is not None else info.to_json()
     onnx.save(model, str(path))
     return path
+
+
+def build_tiny_backbone(
+    path: Path,
+    labels: tuple[str, ...] = ("Low", "High"),
+    frontend: FrontendConfig = TINY_FRONTEND,
+    name: str = "tiny-backbone",
+    version: str = "1",
+    embedding_width: int = 8,
+) -> Path:
+    """A model with two outputs like the musicnn genre model: ``probabilities``, then ``embedding``.
+
+    embedding (batch, `embedding_width`): the mean level of each of `embedding_width` groups of
+    adjacent mel bands, over time, in tens of dB, so low, bright and broadband sounds land apart.
+    probabilities: the old output layer, on a branch of its own (MatMul, Relu, Softmax) that
+    `append_head` must drop.
+    """
+    group = frontend.n_mels // embedding_width
+    pool = np.zeros((frontend.n_mels, embedding_width), dtype=np.float32)
+    for k in range(embedding_width):
+        pool[k * group : (k + 1) * group, k] = 1.0 / (10 * group)
+    old = np.random.default_rng(0).normal(0, 0.05, (frontend.n_mels, len(labels))).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["input", "axes"], ["band_mean"], keepdims=0),
+            helper.make_node("MatMul", ["band_mean", "pool"], ["embedding"]),
+            helper.make_node("MatMul", ["band_mean", "old_w"], ["old_hidden"]),
+            helper.make_node("Relu", ["old_hidden"], ["old_logits"]),
+            helper.make_node("Softmax", ["old_logits"], ["probabilities"], axis=1),
+        ],
+        "tiny-backbone",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", frontend.n_mels, frontend.n_frames])],
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", len(labels)]),
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", embedding_width]),
+        ],
+        initializer=[
+            numpy_helper.from_array(pool, "pool"),
+            numpy_helper.from_array(old, "old_w"),
+            numpy_helper.from_array(np.array([2], dtype=np.int64), "axes"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    info = ModelInfo(name, version, tuple(labels), frontend, {"arch": "tiny-backbone"}, {})
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, info.to_json()
+    onnx.save(model, str(path))
+    return path

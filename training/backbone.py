@@ -19,12 +19,11 @@ from torch import nn
 
 from genre_model import ModelInfo
 from genre_model.model_file import METADATA_KEY
+from training.errors import BackboneError
 from training.labels import shared_label_indices
 from training.models import BACKBONE_PREFIXES, ModelConfig, build_model
 
-
-class BackboneError(Exception):
-    """The model file cannot seed a new network (no architecture, folded or mismatched weights)."""
+__all__ = ["BackboneError", "read_backbone", "transplant_head"]
 
 
 def _backbone_modules(model: nn.Module) -> tuple[list[nn.Conv2d], list[nn.modules.batchnorm._BatchNorm]]:

@@ -18,14 +18,13 @@ import onnx
 import torch
 
 from genre_model import Classifier, FrontendConfig, ModelInfo
-from genre_model.model_file import METADATA_KEY
+from training.errors import ExportError
+from training.onnx_metadata import set_info, update_metrics
+
+__all__ = ["ExportError", "PARITY_TOLERANCE", "export_onnx", "update_metrics"]
 
 PARITY_TOLERANCE = 1e-4  # max abs difference of probabilities, torch vs onnxruntime
 OPSET = 17
-
-
-class ExportError(Exception):
-    """The exported model does not reproduce the torch model."""
 
 
 class _WithSoftmax(torch.nn.Module):
@@ -75,7 +74,7 @@ def export_onnx(
         )  # fmt: skip
     proto = onnx.load(str(tmp))
     onnx.checker.check_model(proto)
-    _set_info(proto, info)
+    set_info(proto, info)
     onnx.save(proto, str(tmp))
     with torch.no_grad():
         expected = wrapped(torch.from_numpy(np.ascontiguousarray(parity_windows, dtype=np.float32)))
@@ -87,21 +86,3 @@ def export_onnx(
         raise ExportError(f"onnxruntime differs from torch by {diff:.2e} > {PARITY_TOLERANCE:.0e}; export refused")
     os.replace(tmp, out_path)
     return {"max_abs_diff": diff, "n_windows": int(len(parity_windows))}
-
-
-def _set_info(proto: onnx.ModelProto, info: ModelInfo) -> None:
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, info.to_json()
-    proto.producer_name = "beets-genreclass"
-
-
-def update_metrics(path: str | os.PathLike[str], metrics: dict[str, Any]) -> ModelInfo:
-    """Replace the `metrics` in an exported model file's metadata; the graph and weights stay as
-    they are. Returns the file's new `ModelInfo`."""
-    proto = onnx.load(str(path))
-    meta = {p.key: p.value for p in proto.metadata_props}
-    info = dataclasses.replace(ModelInfo.from_json(meta[METADATA_KEY], str(path)), metrics=metrics)
-    _set_info(proto, info)
-    onnx.save(proto, str(path))
-    return info

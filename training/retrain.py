@@ -1,10 +1,11 @@
-"""Retrain on a personal collection: pick the vocabulary, split by artist, fine-tune, compare.
+"""Retrain on a personal collection: pick the vocabulary, split by artist, train, compare.
 
 `beet genreclass-train` and `benchmarks/learning_curve.py` both run this module, so the
-benchmark measures what users get. Fine-tuning reads the base model's weights from its
-`.onnx` (`training.backbone`): front end and conv blocks, and a new head whose rows for the
-genres both vocabularies share start from the base model's; ``from_scratch`` starts from
-random weights instead. The held-out artists' tracks are
+benchmark measures what users get. How the new model is trained depends on the base model
+(`training_method`): a base that exports its ``embedding`` gets a new logistic-regression head
+on it (`training.retrain_head`: numpy, scikit-learn and onnx, no torch); a CNN/CRNN base is
+fine-tuned with torch from the weights in its `.onnx` (`training.retrain_network`), and
+``from_scratch`` trains one from random weights. Either way the held-out artists' tracks are
 classified by the new model and by the base model with onnxruntime, windows placed exactly as
 the plugin places them, so the two accuracies printed side by side are comparable.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,10 +27,8 @@ from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features
 from genre_model.classifier import bundled_model_path
 from training.datasets import Track
 from training.evaluate import metrics_from_probs, plot_confusion, plot_history
-from training.features import FeatureCache
 from training.labels import genre_key, shared_label_indices
-from training.splits import check_disjoint, group_kfold
-from training.windows import prepare
+from training.splits import group_kfold
 
 SCRATCH_LR = 3e-3
 # Fine-tuning: the new head learns at the full rate, the pretrained front end and conv blocks
@@ -47,10 +45,13 @@ class NotEnoughData(Exception):
 class RetrainOptions:
     """How `retrain` trains.
 
-    base_model: `.onnx` to fine-tune from and to compare against (None: the bundled model).
+    base_model: `.onnx` to start from and to compare against (None: the bundled model).
     from_scratch: random initial weights (the base model is still the comparison).
-    lr: None picks `FINE_TUNE_LR` or `SCRATCH_LR`. backbone_lr_scale: None picks
+    epochs, lr, backbone_lr_scale, class_balance, device: torch training only. lr: None picks
+        `FINE_TUNE_LR` or `SCRATCH_LR`. backbone_lr_scale: None picks
         `FINE_TUNE_BACKBONE_SCALE` when fine-tuning, 1 from scratch.
+    head_windows: windows per training track whose embeddings a head learns from, placed as the
+        plugin places them (None: every whole window). head_c: the head's inverse regularisation.
     """
 
     epochs: int = 30
@@ -63,6 +64,8 @@ class RetrainOptions:
     workers: int = 2
     device: str = "auto"
     name: str = "genreclass-personal"
+    head_windows: int | None = 8
+    head_c: float = 0.01  # benchmarks/musicnn_cv.py's default for a logistic regression on window embeddings
     version: str | None = None  # None: the time training ends, YYYYmmdd-HHMMSS
 
 
@@ -180,20 +183,22 @@ def compare_models(
     Returns the new model's metrics on every held-out track and, on the tracks whose label
     the base model also has, both models' track accuracy with each model's vote taken over the
     shared labels only, so neither gains from having fewer genres to choose from (``new_full``:
-    the new model choosing among all its labels, as it tags).
+    the new model choosing among all its labels, as it tags); ``skipped``: {path: reason} for
+    the tracks that could not be decoded.
     """
-    windows, truth = [], []
+    windows, truth, skipped = [], [], {}
     for t in tracks:
         try:
             windows.append(track_features(t.path, new.info.frontend, max_windows))
-        except AudioDecodeError:
-            continue  # already reported when its training features were computed
+        except AudioDecodeError as exc:
+            skipped[t.path] = exc.reason
+            continue
         truth.append(labels.index(t.label))
     new_probs = [new.window_probabilities(w) for w in windows]
     metrics = metrics_from_probs(new_probs, [labels[k] for k in truth], list(labels))
     shared = shared_label_indices(labels, base.info.labels)
     pick = [k for k, target in enumerate(truth) if target in shared]
-    result: dict[str, Any] = {"new": metrics, "shared_labels": [labels[i] for i in sorted(shared)]}
+    result: dict[str, Any] = {"new": metrics, "shared_labels": [labels[i] for i in sorted(shared)], "skipped": skipped}
     if pick:
         new_cols, base_cols = (list(c) for c in zip(*sorted(shared.items())))
 
@@ -216,6 +221,25 @@ def compare_models(
     return result
 
 
+def training_method(base_model: str | os.PathLike[str] | None, from_scratch: bool = False) -> str:
+    """How `retrain` trains from `base_model` (None: the bundled model): ``"head"`` when the base
+    exports an ``embedding`` (a logistic-regression head on it, no torch), else ``"fine-tune"``
+    (torch, the base's conv blocks); ``"scratch"`` when asked. Raises `ModelError` for a bad file."""
+    if from_scratch:
+        return "scratch"
+    from training.personal_head import has_embedding  # numpy and onnxruntime only
+
+    return "head" if has_embedding(base_model or bundled_model_path()) else "fine-tune"
+
+
+# The packages (import names) each method needs: the head needs neither torch nor matplotlib.
+REQUIRED_PACKAGES: dict[str, tuple[str, ...]] = {
+    "head": ("sklearn", "onnx"),
+    "fine-tune": ("torch", "onnx", "matplotlib"),
+    "scratch": ("torch", "onnx", "matplotlib"),
+}
+
+
 def retrain(
     train_tracks: Sequence[Track],
     valid_tracks: Sequence[Track],
@@ -227,87 +251,42 @@ def retrain(
 ) -> RetrainResult:
     """Train on `train_tracks`, export `out_path` (.onnx) and its model card, compare on `valid_tracks`.
 
-    cache_dir: where log-mel features are cached (content-addressed; safe to keep between runs).
+    The method is `training_method`'s: a head on the base model's embedding, or torch training.
+    cache_dir: where features (log-mel spectrograms or embeddings) are cached (content-addressed;
+    safe to keep between runs).
     """
-    import torch  # noqa: F401  (fail here, before any work, when the train extra is missing)
-
-    from training.backbone import read_backbone, transplant_head
-    from training.export import export_onnx, update_metrics
-    from training.train import TrainConfig, fit
-
     started = time.time()
     out_path = Path(out_path)
-    base_path = options.base_model or str(bundled_model_path())
-    base = Classifier(base_path, device="cpu")
-    base_info, model_cfg, pretrained = read_backbone(base_path)
-    # Fine-tuning starts from everything the base model learnt that the new vocabulary can use:
-    # front end, conv blocks, and the output rows of the genres both know.
-    init_state = None if options.from_scratch else transplant_head(pretrained, base_info.labels, labels, options.seed)
-    # The base model's front end, read from its file: its conv blocks were trained on exactly these features.
-    cache = FeatureCache(cache_dir, base_info.frontend)
-    digests: dict[str, str] = {}
-    train_w, _ = prepare(train_tracks, labels, cache, digests, options.workers, log)
-    valid_w, _ = prepare(valid_tracks, labels, cache, digests, options.workers, log)
-    check_disjoint(train_w.tracks, valid_w.tracks, digests.__getitem__)
-    if len(valid_w) == 0:
-        raise NotEnoughData("none of the held-out tracks could be decoded; nothing to check the new model on")
-    config = TrainConfig(
-        arch=model_cfg.arch,
-        epochs=options.epochs,
-        lr=options.lr if options.lr is not None else (SCRATCH_LR if options.from_scratch else FINE_TUNE_LR),
-        backbone_lr_scale=(
-            options.backbone_lr_scale
-            if options.backbone_lr_scale is not None
-            else (1.0 if options.from_scratch else FINE_TUNE_BACKBONE_SCALE)
-        ),
-        class_balance=options.class_balance,
-        keep_best=False,  # the held-out artists are the test set: never pick an epoch on them
-        patience=0,
-        seed=options.seed,
-        device=options.device,
-        model=model_cfg,
-    )
-    start = "from scratch" if options.from_scratch else f"fine-tuning {base_info.model_id}"
-    log(f"training {start}: {len(train_w)} tracks, {len(labels)} genres, {options.epochs} epochs")
-    with tempfile.TemporaryDirectory(prefix="genreclass-train-") as work:
-        result = fit(train_w, valid_w, config, work, log=log, init_state=init_state)
-    version = options.version or time.strftime("%Y%m%d-%H%M%S")
-    split = {
-        "method": "group hold-out by album artist",
-        "train_tracks": len(train_w),
-        "valid_tracks": len(valid_w),
-        "train_artists": len({t.group for t in train_w.tracks}),
-        "valid_artists": len({t.group for t in valid_w.tracks}),
-        "train_label_counts": dict(Counter(t.label for t in train_w.tracks)),
-        "valid_label_counts": dict(Counter(t.label for t in valid_w.tracks)),
-    }
-    info = ModelInfo(
-        name=options.name,
-        version=version,
-        labels=tuple(labels),
-        frontend=cache.frontend,
-        training={
-            "arch": model_cfg.arch,
-            "start": "scratch" if options.from_scratch else base_info.model_id,
-            "sources": sorted({t.source for t in train_w.tracks}),
-            "split": split,
-            "config": dataclasses.asdict(config),
-        },
-    )
-    parity = np.concatenate([valid_w.eval_windows(i, 2) for i in range(min(8, len(valid_w)))])
+    base = Classifier(options.base_model or bundled_model_path(), device="cpu")
+    method = training_method(base.model_path, options.from_scratch)
     tmp_model = out_path.with_name(out_path.stem + ".partial.onnx")
     try:
-        export_onnx(result.model, info, tmp_model, parity)
-        comparison = compare_models(Classifier(tmp_model, device="cpu"), base, valid_w.tracks, labels)
+        if method == "head":
+            from training.retrain_head import train_head
+
+            trained = train_head(train_tracks, valid_tracks, labels, tmp_model, options, base, cache_dir, log)
+        else:
+            from training.retrain_network import train_network
+
+            trained = train_network(train_tracks, valid_tracks, labels, tmp_model, options, base, cache_dir, log)
+        comparison = compare_models(Classifier(tmp_model, device="cpu"), base, trained.valid, labels)
+        for path, reason in comparison["skipped"].items():
+            log(f"skipped {path}: {reason}")
+        held_out = [t for t in trained.valid if t.path not in comparison["skipped"]]
+        if not held_out:
+            raise NotEnoughData("none of the held-out tracks could be decoded; nothing to check the new model on")
+        split = split_summary(trained.train, held_out)
         new_metrics = comparison["new"]
         # Store the held-out figures in the file itself (metadata only), then move it into place.
         card_metrics = {
-            "protocol": f"held-out album artists ({split['valid_artists']}), last epoch",
+            "protocol": f"held-out album artists ({split['valid_artists']}), {trained.protocol}",
             **{k: new_metrics[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks")},
         }
         if "on_shared" in comparison:
-            card_metrics["base_model_on_shared_labels"] = comparison["on_shared"] | {"base_model": base_info.model_id}
-        info = update_metrics(tmp_model, card_metrics)
+            card_metrics["base_model_on_shared_labels"] = comparison["on_shared"] | {"base_model": base.info.model_id}
+        from training.onnx_metadata import update_metrics
+
+        info = update_metrics(tmp_model, card_metrics, training_fields={"split": split})
         os.replace(tmp_model, out_path)
     finally:
         tmp_model.unlink(missing_ok=True)  # an interrupted run leaves no half-written model
@@ -318,20 +297,66 @@ def retrain(
         "file": str(out_path),
         "card": str(card_path),
         "labels": list(labels),
-        "base_model": base_info.model_id,
+        "base_model": base.info.model_id,
+        "method": method,
         "start": info.training["start"],
         "split": split,
         "held_out": comparison,
-        "history": result.history,
+        "history": trained.history,
         "seconds": round(time.time() - started, 1),
     }
     card_path.write_text(json.dumps(card, indent=1))
-    plot_confusion(
-        np.array(new_metrics["confusion"]), labels, stem.with_name(stem.name + ".confusion.png"),
-        f"{info.model_id}, held-out artists",
-    )  # fmt: skip
-    plot_history(result.history, stem.with_name(stem.name + ".curves.png"))
+    _plot(new_metrics, trained.history, labels, stem, info.model_id, log)
     return RetrainResult(out_path, info, card, card_path)
+
+
+@dataclasses.dataclass
+class Trained:
+    """A model written by one of `retrain`'s methods: the tracks it used and how it learnt.
+
+    train, valid: the decodable tracks of each side. history: per-epoch figures (empty for a
+    head, which has no epochs). protocol: how the figures were taken, for the model card.
+    """
+
+    train: list[Track]
+    valid: list[Track]
+    history: list[dict[str, float]]
+    protocol: str
+
+
+def split_summary(train: Sequence[Track], valid: Sequence[Track]) -> dict[str, Any]:
+    """The train/held-out split as the model card and the file's metadata record it."""
+    return {
+        "method": "group hold-out by album artist",
+        "train_tracks": len(train),
+        "valid_tracks": len(valid),
+        "train_artists": len({t.group for t in train}),
+        "valid_artists": len({t.group for t in valid}),
+        "train_label_counts": dict(Counter(t.label for t in train)),
+        "valid_label_counts": dict(Counter(t.label for t in valid)),
+    }
+
+
+def _plot(
+    metrics: dict[str, Any],
+    history: list[dict[str, float]],
+    labels: Sequence[str],
+    stem: Path,
+    model_id: str,
+    log: Callable[[str], None],
+) -> None:
+    """The confusion matrix (and learning curves, when there were epochs) beside the model, as PNG."""
+    try:
+        import matplotlib  # noqa: F401  (optional for a head: only the plots need it)
+    except ImportError:
+        log("matplotlib is not installed: no confusion plot")
+        return
+    plot_confusion(
+        np.array(metrics["confusion"]), labels, stem.with_name(stem.name + ".confusion.png"),
+        f"{model_id}, held-out artists",
+    )  # fmt: skip
+    if history:
+        plot_history(history, stem.with_name(stem.name + ".curves.png"))
 
 
 def comparison_lines(card: dict[str, Any]) -> list[str]:

@@ -2,6 +2,9 @@
 
 Wiring only: the tracks and their labels come from the library, the training from
 `training.retrain` (imported when the command runs, so the plugin needs no torch to load).
+What must be installed depends on the method `training.retrain.training_method` picks for the
+configured model: a head on its embedding needs scikit-learn and onnx, torch training the
+train extra.
 """
 
 from __future__ import annotations
@@ -20,8 +23,13 @@ from genre_model import Classifier, ModelError, resolve_workers
 
 from .settings import genreclass_dir, installed_model_path
 
-# Packages of the `train` extra that retraining needs.
-TRAIN_EXTRA = ("torch", "onnx", "matplotlib")
+# The extra that brings each package retraining may need (import name -> extra, pip name).
+EXTRA_OF = {
+    "sklearn": ("head", "scikit-learn"),
+    "onnx": ("head", "onnx"),
+    "torch": ("train", "torch"),
+    "matplotlib": ("train", "matplotlib"),
+}
 # Retraining's own progress lines carry the command's name, not just the plugin's.
 log = beets_logging.getLogger("beets.genreclass-train")
 
@@ -33,14 +41,16 @@ def add_options(cmd: ui.Subcommand) -> None:
         "\nin canonical spelling) and write a model in your vocabulary. Album artists are"
         "\nsplit so none is on both sides; the new model and the current one are then scored"
         "\non the held-out artists. Tracks whose genres genreclass itself set are not used."
-        "\nNeeds the train extra: pip install 'beets-genreclass[train]'."
+        "\nA model with an embedding output gets a new head on it, in seconds once its"
+        "\nembeddings are computed: pip install 'beets-genreclass[head]'. A CNN/CRNN model,"
+        "\nor --from-scratch, is trained with torch: pip install 'beets-genreclass[train]'."
         "\n\n%prog --install-file FILE makes an already trained .onnx the model in use."
     )
     add = cmd.parser.add_option
     add("--vocabulary", metavar="LABELS", help="comma-separated genres to learn (default: every genre with --min-tracks tracks)")  # fmt: skip
     add("--min-tracks", type="int", default=10, metavar="N", help="fewest tracks a genre needs to be learnt [%default]")  # fmt: skip
     add("--alias", metavar="FILE", help="YAML mapping of genre spellings to canonical names, e.g. 'hip hop: Hip-Hop'")  # fmt: skip
-    add("--epochs", type="int", default=30, metavar="N", help="training epochs [%default]")
+    add("--epochs", type="int", default=30, metavar="N", help="training epochs of a torch-trained model [%default]")
     add("--from-scratch", action="store_true", default=False, help="random initial weights instead of the current model's")  # fmt: skip
     add("--valid-fraction", type="float", default=0.2, metavar="F", help="share of tracks held out, as whole album artists [%default]")  # fmt: skip
     add("--out", metavar="FILE", help="the .onnx to write [CONFIG/genreclass/personal-DATE.onnx]")
@@ -56,10 +66,9 @@ def train_command(plugin, lib, opts, args: list[str]) -> None:
     if opts.install_file:
         install(opts.install_file, plugin)
         return
-    _check_train_extra()
     from training import retrain as personal
-    from training.backbone import BackboneError
     from training.datasets import load_beets
+    from training.errors import BackboneError, ExportError
     from training.labels import read_aliases
     from training.splits import SplitLeakError
 
@@ -72,6 +81,8 @@ def train_command(plugin, lib, opts, args: list[str]) -> None:
         raise ui.UserError(f"genreclass-train: {exc}") from None
     base = plugin.settings().model
     base_labels = _model_labels(base)  # the spelling of the genres it knows
+    method = personal.training_method(base, opts.from_scratch)
+    _check_packages(personal.REQUIRED_PACKAGES[method])
     tracks, left_out = load_beets(lib, args, aliases, vocabulary, spellings=base_labels)
     for reason, n in sorted(left_out.items()):
         log.info("{} left out: {}", personal.plural(n, "track"), reason)
@@ -99,7 +110,7 @@ def train_command(plugin, lib, opts, args: list[str]) -> None:
         with contextlib.ExitStack() as stack:
             cache = opts.cache or stack.enter_context(tempfile.TemporaryDirectory(prefix="genreclass-features-"))
             result = personal.retrain(train, valid, labels, out, options, cache, log=log.info)
-    except (personal.NotEnoughData, SplitLeakError, BackboneError, ModelError) as exc:
+    except (personal.NotEnoughData, SplitLeakError, BackboneError, ExportError, ModelError) as exc:
         raise ui.UserError(f"genreclass-train: {exc}") from None
     except KeyboardInterrupt:
         raise ui.UserError("genreclass-train: interrupted; no model written") from None
@@ -136,15 +147,17 @@ def _model_labels(path: str | None) -> tuple[str, ...]:
         raise ui.UserError(f"genreclass-train: {exc}") from None
 
 
-def _check_train_extra() -> None:
+def _check_packages(names: tuple[str, ...]) -> None:
+    """Raise `UserError` naming the packages (import names) missing and the extra that brings them."""
     missing = []
-    for name in TRAIN_EXTRA:
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:
             missing.append(name)
     if missing:
+        extra = "train" if any(EXTRA_OF[name][0] == "train" for name in missing) else "head"
         raise ui.UserError(
-            f"genreclass-train: {', '.join(missing)} not installed; install the training extra with: "
-            "pip install 'beets-genreclass[train]'"
+            f"genreclass-train: {', '.join(EXTRA_OF[name][1] for name in missing)} not installed; install them with: "
+            f"pip install 'beets-genreclass[{extra}]'"
         )

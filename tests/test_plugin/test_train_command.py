@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from audio_factory import tone, write_audio
 from beets_harness import Beets, genres_in_file
+from tiny_model import build_tiny_backbone
 
 from genre_model import Classifier
 
@@ -117,3 +118,55 @@ def test_train_without_the_train_extra_says_what_to_install(tagged_library, tmp_
     proc = tagged_library.run("genreclass-train", check=False, env={"PYTHONPATH": str(fake)})
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "pip install 'beets-genreclass[train]'" in proc.stderr and "torch" in proc.stderr
+
+
+def _hide(root, *modules: str) -> dict[str, str]:
+    """Environment whose PYTHONPATH makes importing each of `modules` fail, as if not installed."""
+    for name in modules:
+        (root / name).mkdir(parents=True)
+        (root / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed (test)')\n")
+    return {"PYTHONPATH": str(root)}
+
+
+def test_a_model_with_an_embedding_gets_a_new_head_without_torch(tagged_library, tmp_path):
+    beets = tagged_library
+    backbone = build_tiny_backbone(tmp_path / "backbone.onnx", labels=("Drone", "Other"))
+    beets.config["genreclass"]["model"] = str(backbone)
+    beets.write_config()
+    out, cache = beets.root / "head.onnx", beets.root / "cache"
+    no_torch = _hide(tmp_path / "no-torch", "torch")
+    (beets.root / "aliases.yaml").write_text("hiss noise: Hiss\n")
+    args = ["genreclass-train", "--min-tracks", "5", "--valid-fraction", "0.25", "--force", "--out", str(out),
+            "--cache", str(cache), "--alias", str(beets.root / "aliases.yaml")]  # fmt: skip
+    proc = beets.run(*args, env=no_torch)
+    text = proc.stdout + proc.stderr
+    assert (
+        "genreclass-train: training a head on the embeddings of tiny-backbone@1: 18 tracks, 3 genres" in proc.stderr
+    ), text
+    assert "held out: 6 tracks by 3 album artists" in proc.stdout
+    # The base model knows Drone: both are scored on the held-out Drone tracks.
+    assert "on the 2 tracks in genres both models know (Drone)" in proc.stdout, text
+    card = json.loads((beets.root / "head.card.json").read_text())
+    assert card["method"] == "head" and card["start"] == "tiny-backbone@1" and card["history"] == []
+    assert card["held_out"]["new"]["n_tracks"] == 6 and (beets.root / "head.confusion.png").stat().st_size > 0
+    info = Classifier(out, device="cpu").info
+    assert info.metrics["track_accuracy"] == card["held_out"]["new"]["track_accuracy"] >= 0.5
+    assert info.training["split"]["valid_tracks"] == 6 and info.training["embedding_of"] == "tiny-backbone@1"
+    assert len(list(cache.rglob("*.npy"))) == 18
+    # Installed, it tags the untagged tracks in the new vocabulary.
+    beets.config["genreclass"]["model"] = ""
+    beets.write_config()
+    beets.run("genreclass-train", "--install-file", str(out), env=no_torch)
+    tagged = beets.run("genreclass", "new-", env=no_torch)
+    assert "2 classified" in tagged.stdout, tagged.stdout
+    assert {genres_in_file(p)[0] for p in beets.music.glob("new-*.flac")} <= set(info.labels)
+    assert set(beets.field("genreclass_model").values()) >= {info.model_id}
+
+
+def test_a_head_without_scikit_learn_says_what_to_install(tagged_library, tmp_path):
+    beets = tagged_library
+    beets.config["genreclass"]["model"] = str(build_tiny_backbone(tmp_path / "backbone.onnx"))
+    beets.write_config()
+    proc = beets.run("genreclass-train", check=False, env=_hide(tmp_path / "hidden", "torch", "sklearn"))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "scikit-learn not installed" in proc.stderr and "pip install 'beets-genreclass[head]'" in proc.stderr

@@ -1,0 +1,100 @@
+"""`retrain`'s head method: a logistic-regression head on the base model's ``embedding``, no torch.
+
+The base model runs once on each training track's windows (`training.personal_head`, cached
+per file, so a second run with the same tracks costs seconds); the head is fitted on the window
+rows and appended to the base graph in place of its old output layer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features
+from training.datasets import Track
+from training.features import file_digest
+from training.personal_head import append_head, fit_head, window_embeddings
+from training.retrain import NotEnoughData, RetrainOptions, Trained
+from training.splits import check_disjoint
+
+# Held-out tracks whose real windows check the written file against the numpy head.
+PARITY_TRACKS = 4
+
+
+def train_head(
+    train_tracks: Sequence[Track],
+    valid_tracks: Sequence[Track],
+    labels: Sequence[str],
+    out_path: Path,
+    options: RetrainOptions,
+    base: Classifier,
+    cache_dir: str | os.PathLike[str],
+    log: Callable[[str], None],
+) -> Trained:
+    """Fit a head for `labels` on the embeddings of `train_tracks` and write base + head to `out_path`.
+
+    Embeddings are cached under `cache_dir`. Raises `NotEnoughData` when a label keeps no
+    decodable training track, `NoEmbeddingError` when the base has no ``embedding`` output.
+    """
+    base_info = base.info
+    digests: dict[str, str] = {}
+    log(f"training a head on the embeddings of {base_info.model_id}: {len(train_tracks)} tracks, {len(labels)} genres")
+    embedded, failures = window_embeddings(
+        base.model_path, [t.path for t in train_tracks], options.head_windows, options.workers, cache_dir,
+        digests, options.device, log,
+    )  # fmt: skip
+    for path, reason in failures.items():
+        log(f"skipped {path}: {reason}")
+    kept = [(t, e) for t, e in zip(train_tracks, embedded) if e is not None]
+    missing = sorted(set(labels) - {t.label for t, _ in kept})
+    if missing:
+        raise NotEnoughData(f"no decodable training track left for {', '.join(missing)}")
+    train = [t for t, _ in kept]
+    digests.update({t.path: _digest_or_path(t.path) for t in valid_tracks if t.path not in digests})
+    check_disjoint(train, valid_tracks, digests.__getitem__)
+    started = time.time()
+    head = fit_head([e for _, e in kept], [labels.index(t.label) for t in train], len(labels), options.head_c)
+    n_windows = sum(len(e) for _, e in kept)
+    log(f"head fitted on {n_windows} windows in {time.time() - started:.1f} s")
+    if not head.converged:
+        log("the head's solver stopped at its iteration limit before converging")
+    info = ModelInfo(
+        name=options.name,
+        version=options.version or time.strftime("%Y%m%d-%H%M%S"),
+        labels=tuple(labels),
+        frontend=base_info.frontend,
+        training={
+            "arch": base_info.training.get("arch", "unknown"),
+            "head": f"logistic regression (C={options.head_c}, balanced classes) on the embedding of {base_info.model_id}",
+            "start": base_info.model_id,
+            "sources": sorted({t.source for t in train}),
+            "config": {"head_windows": options.head_windows, "head_c": options.head_c, "n_windows": n_windows},
+        },
+    )
+    append_head(base.model_path, head.weights, head.bias, info, out_path, _parity_windows(valid_tracks, base_info))
+    return Trained(train, list(valid_tracks), [], "head on the base model's embedding")
+
+
+def _digest_or_path(path: str) -> str:
+    """The file's content hash; its path when unreadable (`compare_models` then reports it)."""
+    try:
+        return file_digest(path)
+    except OSError:
+        return path
+
+
+def _parity_windows(tracks: Sequence[Track], info: ModelInfo) -> np.ndarray | None:
+    """Two real windows from each of the first `PARITY_TRACKS` decodable tracks, (n, n_mels, n_frames)."""
+    found = []
+    for t in tracks:
+        try:
+            found.append(track_features(t.path, info.frontend, 2))
+        except AudioDecodeError:
+            continue
+        if len(found) == PARITY_TRACKS:
+            break
+    return np.concatenate(found) if found else None

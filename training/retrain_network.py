@@ -1,0 +1,102 @@
+"""`retrain`'s torch method: fine-tune a CNN/CRNN base model from the weights in its `.onnx`, or
+train one from scratch, on log-mel windows; export the new network with `training.export`.
+
+Fine-tuning reads the base model's front end and conv blocks (`training.backbone`) and a new
+head whose rows for the genres both vocabularies share start from the base model's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from genre_model import Classifier, ModelInfo
+from training.datasets import Track
+from training.features import FeatureCache
+from training.retrain import (
+    FINE_TUNE_BACKBONE_SCALE,
+    FINE_TUNE_LR,
+    SCRATCH_LR,
+    NotEnoughData,
+    RetrainOptions,
+    Trained,
+)
+from training.splits import check_disjoint
+from training.windows import prepare
+
+
+def train_network(
+    train_tracks: Sequence[Track],
+    valid_tracks: Sequence[Track],
+    labels: Sequence[str],
+    out_path: Path,
+    options: RetrainOptions,
+    base: Classifier,
+    cache_dir: str | os.PathLike[str],
+    log: Callable[[str], None],
+) -> Trained:
+    """Fine-tune the base CNN/CRNN (or train one from scratch) with torch and export `out_path`.
+
+    Features (log-mel spectrograms of the base model's front end) are cached in `cache_dir`. Raises
+    `BackboneError` when the base model cannot seed a network, `NotEnoughData` when no held-out
+    track decodes.
+    """
+    import torch  # noqa: F401  (fail here, before any work, when the train extra is missing)
+
+    from training.backbone import read_backbone, transplant_head
+    from training.export import export_onnx
+    from training.train import TrainConfig, fit
+
+    base_info, model_cfg, pretrained = read_backbone(base.model_path)
+    # Fine-tuning starts from everything the base model learnt that the new vocabulary can use:
+    # front end, conv blocks, and the output rows of the genres both know.
+    init_state = None if options.from_scratch else transplant_head(pretrained, base_info.labels, labels, options.seed)
+    # The base model's front end, read from its file: its conv blocks were trained on exactly these features.
+    cache = FeatureCache(cache_dir, base_info.frontend)
+    digests: dict[str, str] = {}
+    train_w, _ = prepare(train_tracks, labels, cache, digests, options.workers, log)
+    valid_w, _ = prepare(valid_tracks, labels, cache, digests, options.workers, log)
+    check_disjoint(train_w.tracks, valid_w.tracks, digests.__getitem__)
+    if len(valid_w) == 0:
+        raise NotEnoughData("none of the held-out tracks could be decoded; nothing to check the new model on")
+    config = TrainConfig(
+        arch=model_cfg.arch,
+        epochs=options.epochs,
+        lr=options.lr if options.lr is not None else (SCRATCH_LR if options.from_scratch else FINE_TUNE_LR),
+        backbone_lr_scale=(
+            options.backbone_lr_scale
+            if options.backbone_lr_scale is not None
+            else (1.0 if options.from_scratch else FINE_TUNE_BACKBONE_SCALE)
+        ),
+        class_balance=options.class_balance,
+        keep_best=False,  # the held-out artists are the test set: never pick an epoch on them
+        patience=0,
+        seed=options.seed,
+        device=options.device,
+        model=model_cfg,
+    )
+    start = "from scratch" if options.from_scratch else f"fine-tuning {base_info.model_id}"
+    log(f"training {start}: {len(train_w)} tracks, {len(labels)} genres, {options.epochs} epochs")
+    with tempfile.TemporaryDirectory(prefix="genreclass-train-") as work:
+        result = fit(train_w, valid_w, config, work, log=log, init_state=init_state)
+    info = ModelInfo(
+        name=options.name,
+        version=options.version or time.strftime("%Y%m%d-%H%M%S"),
+        labels=tuple(labels),
+        frontend=cache.frontend,
+        training={
+            "arch": model_cfg.arch,
+            "start": "scratch" if options.from_scratch else base_info.model_id,
+            "sources": sorted({t.source for t in train_w.tracks}),
+            "config": dataclasses.asdict(config),
+        },
+    )
+    parity = np.concatenate([valid_w.eval_windows(i, 2) for i in range(min(8, len(valid_w)))])
+    export_onnx(result.model, info, out_path, parity)
+    return Trained(train_w.tracks, valid_w.tracks, result.history, "last epoch")
