@@ -81,14 +81,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="lr-clip-pool,lr-window-emb,lr-window-pool,backend-ft")
     ap.add_argument("--c", type=float, default=0.01, help="inverse regularisation of the logistic regressions")
-    ap.add_argument("--epochs", type=int, default=None, help="backend-ft epochs [BackendConfig's]")
+    ap.add_argument(
+        "--backend", default="", help="BackendConfig overrides for backend-ft, e.g. 'epochs=60,class_balance=0.5'"
+    )
     args = ap.parse_args()
 
     cache = Cache(args.cache)
     tracks, labels, n_labels = cache.tracks, cache.labels, len(cache.labels)
     folds = pool_cv_folds(tracks, args.folds, args.seed)
     methods = args.methods.split(",")
-    backend_cfg = BackendConfig(**({"epochs": args.epochs} if args.epochs else {}))
+    overrides = dict(kv.split("=") for kv in args.backend.split(",") if kv)
+    backend_cfg = BackendConfig(**{k: type(getattr(BackendConfig(), k))(v) for k, v in overrides.items()})
     preds = {(m, p): {} for m in methods for p in PLACEMENTS}
     seconds = {m: 0.0 for m in methods}
     for f in range(args.folds):
@@ -108,6 +111,8 @@ def main() -> None:
             elif m == "backend-ft":
                 x, owner = cache.windows("all", "pool", train_idx)
                 model = fit_backend(x, y_train[owner], n_labels, backend_cfg, seed=args.seed + f)
+            elif m == "ensemble":  # mean of lr-window-pool's and backend-ft's probabilities (listed before it)
+                model = None
             else:
                 raise SystemExit(f"unknown method {m}")
             seconds[m] += time.time() - t0
@@ -119,6 +124,8 @@ def main() -> None:
                 elif m.startswith("lr-window-"):
                     x, owner = cache.windows(p, m.removeprefix("lr-window-"), valid_idx)
                     probs = per_track(proba(model, x, n_labels), owner, len(valid_idx))
+                elif m == "ensemble":
+                    probs = [(preds[("lr-window-pool", p)][i] + preds[("backend-ft", p)][i]) / 2 for i in valid_idx]
                 else:
                     x, owner = cache.windows(p, "pool", valid_idx)
                     probs = per_track(predict_backend(model, x), owner, len(valid_idx))
