@@ -153,7 +153,7 @@ def main() -> None:
             start = time.perf_counter()
             proc = subprocess.run([beet, "genreclass", "-w", "-f"], env=env, capture_output=True, text=True, check=True)
             t_c = time.perf_counter() - start
-            summary = proc.stderr.strip().splitlines()[-1]
+            summary = proc.stdout.strip().splitlines()[-1]  # results, the summary last, go to stdout
             if f"{n} classified" not in summary:  # every track decoded, classified and its tags written
                 raise RuntimeError(f"beet genreclass did not classify every track: {summary}")
         finally:

@@ -107,7 +107,7 @@ class Classifier:
         model_path: str | os.PathLike[str] | None = None,
         device: str = "auto",
         vote: str = "mean",
-        batch_size: int = 64,
+        batch_size: int = 8,
     ) -> None:
         if device not in DEVICES:
             raise ModelError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")

@@ -23,9 +23,12 @@ DEFAULTS = {
     "count": 1,
     "min_confidence": 0.3,
     "force": False,
-    "max_windows": 8,
+    # 4 windows: the default model's CV accuracy is that of 8 (0.759 vs 0.761) at 1.6x the speed.
+    "max_windows": 4,
     "vote": "mean",
-    "batch_size": 64,
+    # Windows per onnxruntime call: the default model's activations take ~60 MB a window, and
+    # larger batches are no faster on a CPU.
+    "batch_size": 8,
     "workers": "auto",
 }
 
