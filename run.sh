@@ -41,6 +41,7 @@ library: $beetsdir/library.db
 directory: $beetsdir/unused
 create_backup_before_migrations: no
 format_item: \$path
+ui: {color: $([ -t 1 ] && echo yes || echo no)}
 plugins: [genreclass]
 import: {copy: no, move: no, write: no, resume: no, incremental: no, duplicate_action: keep, log: null}
 genreclass: {count: 1, min_confidence: 0.0, model: "$model"}
