@@ -51,7 +51,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--cache", default="runs/feature-cache")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--methods", default="fine-tuned,scratch")
+    ap.add_argument("--methods", default="fine-tuned,scratch",
+                    help="fine-tuned (or head: the same call, for a base with an embedding output), scratch")
     ap.add_argument("--ft-lr", type=float, default=None, help="fine-tuning learning rate [retrain's default]")
     ap.add_argument("--ft-backbone-scale", type=float, default=None, help="fine-tuning backbone lr scale [default]")
     args = ap.parse_args()
@@ -112,7 +113,8 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     for n in sizes:
-        ft, sc = grouped[(n, "fine-tuned")], grouped[(n, "scratch")] or [{"track_accuracy": None, "macro_f1": None}]
+        ft = grouped[(n, "fine-tuned")] or grouped[(n, "head")]
+        sc = grouped[(n, "scratch")] or [{"track_accuracy": None, "macro_f1": None}]
         print(
             f"| {n} | {mean_sd(r['track_accuracy'] for r in ft)} | {mean_sd(r['track_accuracy'] for r in sc)} "
             f"| {mean_sd(r['macro_f1'] for r in ft)} | {mean_sd(r['macro_f1'] for r in sc)} "
