@@ -51,8 +51,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--cache", default="runs/feature-cache")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--methods", default="fine-tuned,scratch",
-                    help="fine-tuned (or head: the same call, for a base with an embedding output), scratch")
+    ap.add_argument(
+        "--methods",
+        default="fine-tuned,scratch",
+        help="fine-tuned (or head: the same call, for a base with an embedding output), scratch",
+    )
     ap.add_argument("--ft-lr", type=float, default=None, help="fine-tuning learning rate [retrain's default]")
     ap.add_argument("--ft-backbone-scale", type=float, default=None, help="fine-tuning backbone lr scale [default]")
     args = ap.parse_args()

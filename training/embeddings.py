@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genre_model import AudioDecodeError, DecoderPool, track_features
 from genre_model.frontend import musicnn_frontend
-from training.features import file_digest, frontend_digest
+from training.features import cached_window_outputs, frontend_digest
 from training.musicnn import Musicnn
 
 BATCH = 64  # windows per backbone call
@@ -35,24 +34,17 @@ def pooled_features(
     files that could not be decoded; and {path: reason} for those."""
     frontend = musicnn_frontend()
     folder = Path(cache_dir) / f"musicnn-{frontend_digest(frontend)}-{max_windows or 'all'}"
-    folder.mkdir(parents=True, exist_ok=True)
-    targets = [folder / f"{file_digest(p)}.npy" for p in paths]
-    todo = [(i, p) for i, p in enumerate(paths) if not targets[i].exists()]
-    failures: dict[str, str] = {}
-    session = _pooled_session(backbone, folder) if todo else None
-    with DecoderPool(workers) as pool:
-        for done, (i, path, windows) in enumerate(pool.imap(track_features, todo, frontend, max_windows), 1):
-            if isinstance(windows, AudioDecodeError):
-                failures[path] = windows.reason
-                continue
-            pooled = np.concatenate([session.run(None, {"input": windows[b : b + BATCH]})[0] for b in
-                                     range(0, len(windows), BATCH)])  # fmt: skip
-            tmp = targets[i].with_name(f"{targets[i].stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, pooled.astype(np.float32))
-            os.replace(tmp, targets[i])  # an interrupted run resumes; no partial file is read
-            if done % 50 == 0 or done == len(todo):
-                log(f"backbone features: {done}/{len(todo)} files")
-    return [None if p in failures else np.load(t) for p, t in zip(paths, targets)], failures
+    session = None  # exported and loaded only when a file is not cached yet
+
+    def compute(windows: np.ndarray) -> np.ndarray:
+        nonlocal session
+        session = session or _pooled_session(backbone, folder)
+        return np.concatenate([session.run(None, {"input": windows[b : b + BATCH]})[0] for b in
+                               range(0, len(windows), BATCH)])  # fmt: skip
+
+    return cached_window_outputs(
+        paths, folder, frontend, max_windows, compute, workers, what="backbone features", log=log
+    )
 
 
 class _Pooled(torch.nn.Module):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_model import AudioDecodeError, FrontendConfig, log_mel, probe, read_excerpts
+from genre_model import AudioDecodeError, FrontendConfig, log_mel, probe, read_excerpts, track_features
 from genre_model.pipeline import DecoderPool
 
 # Longer tracks are cached as their central excerpt of this many seconds: plenty of windows
@@ -52,6 +52,56 @@ def compute_track(path: str, frontend: FrontendConfig, max_seconds: float = MAX_
     return log_mel(audio, frontend)
 
 
+def save_npy(array: np.ndarray, target: Path) -> None:
+    """`np.save` under a temporary name, then a rename: an interrupted run leaves no partial file."""
+    tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, array)
+    os.replace(tmp, target)
+
+
+def cached_window_outputs(
+    paths: Sequence[str],
+    folder: Path,
+    frontend: FrontendConfig,
+    max_windows: int | None,
+    compute: Callable[[np.ndarray], np.ndarray],
+    workers: int = 2,
+    digests: dict[str, str] | None = None,
+    what: str = "features",
+    log: Callable[[str], None] = print,
+) -> tuple[list[np.ndarray | None], dict[str, str]]:
+    """A network's outputs on each file's windows, computed once and cached per file content.
+
+    Windows are placed as the plugin places them (`genre_model.track_features` with
+    `max_windows`; None: every whole window); ``compute(windows)`` maps (n, n_mels, n_frames) to
+    (n, D). Files live in ``folder/<content hash>.npy`` (float32) and are never recomputed.
+    digests: {path: content hash}, filled in as needed. Returns one (n_windows_i, D) array per
+    path (None where the file could not be read or decoded) and {path: reason} for those.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    digests = {} if digests is None else digests
+    failures: dict[str, str] = {}
+    for path in paths:
+        if path not in digests:
+            try:
+                digests[path] = file_digest(path)
+            except OSError as exc:
+                failures[path] = f"cannot read: {exc.strerror or exc}"
+    target = {p: folder / f"{digests[p]}.npy" for p in paths if p not in failures}
+    todo = [(i, p) for i, p in enumerate(paths) if p in target and not target[p].exists()]
+    if todo:
+        log(f"{what}: {len(todo)} of {len(paths)} files to compute")
+    with DecoderPool(workers) as pool:
+        for done, (_, path, windows) in enumerate(pool.imap(track_features, todo, frontend, max_windows), 1):
+            if isinstance(windows, AudioDecodeError):
+                failures[path] = windows.reason
+            else:
+                save_npy(compute(windows).astype(np.float32), target[path])
+            if done % 50 == 0 or done == len(todo):
+                log(f"{what}: {done}/{len(todo)} files")
+    return [None if p in failures else np.load(target[p]) for p in paths], failures
+
+
 class FeatureCache:
     """Log-mel spectrograms of tracks, keyed by content and front end, memory-mapped on read."""
 
@@ -83,17 +133,10 @@ class FeatureCache:
                 if isinstance(result, AudioDecodeError):
                     failures[path] = result.reason
                 else:
-                    self._save(result, self.path_for(digests[i]))
+                    save_npy(result.astype(np.float16), self.path_for(digests[i]))
                 if progress:
                     progress(done, len(todo))
         return failures
-
-    @staticmethod
-    def _save(mel: np.ndarray, target: Path) -> None:
-        # Written under a temporary name and renamed, so an interrupted run leaves no partial file.
-        tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, mel.astype(np.float16))
-        os.replace(tmp, target)
 
     def load(self, digest: str) -> np.ndarray:
         """The cached spectrogram, (n_mels, n_frames) float16, memory-mapped read-only."""

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from genre_model import AudioDecodeError, Classifier, DecoderPool, ModelInfo, TrackPrediction, track_features, vote
+from genre_model import Classifier, ModelInfo, TrackPrediction, vote
 from training.errors import BackboneError, ExportError, NoEmbeddingError
-from training.features import file_digest
+from training.features import cached_window_outputs
 
 if TYPE_CHECKING:
     import onnx
@@ -77,31 +77,11 @@ def window_embeddings(
         )
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", embedding_source(model.info))
     folder = Path(cache_dir) / f"{safe}-{max_windows or 'all'}"
-    folder.mkdir(parents=True, exist_ok=True)
-    digests = {} if digests is None else digests
-    failures: dict[str, str] = {}
-    for path in paths:
-        if path not in digests:
-            try:
-                digests[path] = file_digest(path)
-            except OSError as exc:
-                failures[path] = f"cannot read: {exc.strerror or exc}"
-    target = {p: folder / f"{digests[p]}.npy" for p in paths if p not in failures}
-    todo = [(i, p) for i, p in enumerate(paths) if p in target and not target[p].exists()]
-    if todo:
-        log(f"embeddings: {len(todo)} of {len(paths)} files to compute with {model.info.model_id}")
-    with DecoderPool(workers) as pool:
-        for done, (_, path, windows) in enumerate(pool.imap(track_features, todo, model.info.frontend, max_windows), 1):
-            if isinstance(windows, AudioDecodeError):
-                failures[path] = windows.reason
-            else:
-                embedding = model.window_outputs(windows, EMBEDDING_OUTPUT)
-                tmp = target[path].with_name(f"{target[path].stem}.{os.getpid()}.tmp.npy")
-                np.save(tmp, embedding.astype(np.float32))
-                os.replace(tmp, target[path])  # an interrupted run resumes; no partial file is read
-            if done % 50 == 0 or done == len(todo):
-                log(f"embeddings: {done}/{len(todo)} files")
-    return [None if p in failures else np.load(target[p]) for p in paths], failures
+    return cached_window_outputs(
+        paths, folder, model.info.frontend, max_windows,
+        lambda windows: model.window_outputs(windows, EMBEDDING_OUTPUT),
+        workers, digests, what=f"embeddings ({model.info.model_id})", log=log,
+    )  # fmt: skip
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
