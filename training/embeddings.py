@@ -19,7 +19,9 @@ from genre_model.frontend import musicnn_frontend
 from training.features import cached_window_outputs, frontend_digest
 from training.musicnn import Musicnn
 
-BATCH = 64  # windows per backbone call
+# Windows per backbone call: its activations take ~60 MB a window (4 GB at 64), and larger
+# batches are no faster on a CPU (the plugin's batch_size measurement, docs/BENCHMARKS.md).
+BATCH = 8
 
 
 def pooled_features(
