@@ -4,7 +4,7 @@ Importing this package does no work; the model is loaded on first use.
 """
 
 from genre_model.audio import AudioInfo, probe, read_excerpts
-from genre_model.classifier import Classifier, TrackPrediction, bundled_model_path, vote
+from genre_model.classifier import Classifier, TrackPrediction, bundled_model_path, pool_tracks, vote
 from genre_model.errors import AudioDecodeError, GenreModelError, ModelError
 from genre_model.frontend import FrontendConfig, log_mel, mel_filterbank
 from genre_model.model_file import ModelInfo
@@ -27,6 +27,7 @@ __all__ = [
     "decode_windows",
     "log_mel",
     "mel_filterbank",
+    "pool_tracks",
     "probe",
     "read_excerpts",
     "resolve_workers",

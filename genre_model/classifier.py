@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from genre_model.errors import ModelError
 from genre_model.model_file import METADATA_KEY, ModelInfo
 
-Device = Literal["auto", "cpu", "cuda"]
-Vote = Literal["mean", "majority"]
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 VOTES: tuple[str, ...] = ("mean", "majority")
 
@@ -34,15 +31,13 @@ def bundled_model_path(name: str = "default") -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class TrackPrediction:
-    """The verdict on one track.
+    """The verdict on one track (or, pooled, on an album).
 
-    genres: (label, probability) pairs, most probable first, over every label.
-    confidence: probability of the top genre under the vote used.
+    genres: (label, score) pairs, most probable first, over every label; scores sum to 1.
     window_probs: per-window probabilities, shape (n_windows, n_labels), in the model's label order.
     """
 
     genres: tuple[tuple[str, float], ...]
-    confidence: float
     window_probs: np.ndarray
 
     @property
@@ -53,9 +48,25 @@ class TrackPrediction:
     def top(self) -> str:
         return self.genres[0][0]
 
-    def selected(self, count: int, min_confidence: float) -> list[str]:
-        """The top `count` genres whose probability is at least `min_confidence`."""
-        return [label for label, p in self.genres[:count] if p >= min_confidence]
+    @property
+    def confidence(self) -> float:
+        """Score of the top genre under the vote used."""
+        return self.genres[0][1]
+
+    def selected(self, count: int, min_confidence: float, rename: Mapping[str, str] | None = None) -> list[str]:
+        """The top `count` genres whose score is at least `min_confidence`.
+
+        rename: model label -> the genre to give instead; a label renamed to "" is never given,
+        and the next most probable one takes its place. Two labels renamed alike count once.
+        """
+        chosen: list[str] = []
+        for label, p in self.genres:
+            if len(chosen) == count or p < min_confidence:
+                break
+            name = label if rename is None else rename.get(label, label)
+            if name and name not in chosen:
+                chosen.append(name)
+        return chosen
 
 
 def vote(window_probs: np.ndarray, labels: Sequence[str], method: str = "mean") -> TrackPrediction:
@@ -76,7 +87,28 @@ def vote(window_probs: np.ndarray, labels: Sequence[str], method: str = "mean") 
     else:
         raise ValueError(f"vote must be one of {VOTES}, got {method!r}")
     genres = tuple((labels[i], float(scores[i])) for i in order)
-    return TrackPrediction(genres, float(scores[order[0]]), window_probs)
+    return TrackPrediction(genres, window_probs)
+
+
+def pool_tracks(tracks: Sequence[TrackPrediction]) -> TrackPrediction:
+    """One verdict for several tracks (an album): the mean over tracks of their scores.
+
+    Each track counts once whatever its number of windows, and each keeps its own vote over its
+    windows (mean or majority). window_probs of the result: every track's windows, stacked.
+    """
+    if not tracks:
+        raise ValueError("pool_tracks needs at least one track")
+    labels = [label for label, _ in tracks[0].genres]
+    scores = np.zeros(len(labels))
+    for track in tracks:
+        by_label = dict(track.genres)
+        if by_label.keys() != set(labels):
+            raise ValueError("pool_tracks: the tracks were classified with different labels")
+        scores += [by_label[label] for label in labels]
+    scores /= len(tracks)
+    order = np.argsort(-scores, kind="stable")  # ties keep the first track's order
+    genres = tuple((labels[i], float(scores[i])) for i in order)
+    return TrackPrediction(genres, np.concatenate([t.window_probs for t in tracks]))
 
 
 def _quiet_onnxruntime():

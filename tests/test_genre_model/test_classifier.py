@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tiny_model import TINY_FRONTEND, build_tiny_model
 
-from genre_model import Classifier, ModelError, classify_files, track_features, vote
+from genre_model import Classifier, ModelError, classify_files, pool_tracks, track_features, vote
 
 
 def test_low_and_high_tones_in_every_format(tiny_model, tones):
@@ -89,3 +89,31 @@ def test_cuda_request_without_cuda_is_a_clear_error(tiny_model, capfd):
     with pytest.raises(ModelError, match="cannot use CUDA"):
         _ = Classifier(tiny_model, device="cuda").info
     assert capfd.readouterr().err == ""  # no raw onnxruntime lines: our error says it all
+
+
+def test_pool_tracks_averages_track_scores_each_track_once():
+    labels = ["A", "B", "C"]
+    # Track 1: four windows all for A; track 2: one window for B. Window-pooling would give A
+    # 0.8; the album's verdict counts each track once: A and B 0.5 each, A first on the tie.
+    one = vote(np.tile([[1.0, 0.0, 0.0]], (4, 1)), labels)
+    two = vote(np.array([[0.0, 1.0, 0.0]]), labels)
+    album = pool_tracks([one, two])
+    assert album.genres == (("A", 0.5), ("B", 0.5), ("C", 0.0))
+    assert album.n_windows == 5 and album.confidence == 0.5
+    three = vote(np.array([[0.0, 0.9, 0.1]]), labels)
+    pooled = pool_tracks([one, two, three])
+    assert pooled.top == "B" and pooled.confidence == pytest.approx(1.9 / 3)
+    assert pool_tracks([three]).genres == three.genres
+    with pytest.raises(ValueError):
+        pool_tracks([one, vote(np.array([[1.0, 0.0]]), ["A", "D"])])
+
+
+def test_selected_renames_and_drops_labels_the_next_taking_their_place():
+    pred = vote(np.array([[0.5, 0.3, 0.15, 0.05]]), ["Disco", "Hip-Hop", "Pop", "Rock"])
+    assert pred.selected(1, 0.1) == ["Disco"]
+    assert pred.selected(1, 0.1, {"Disco": "", "Hip-Hop": "Hip Hop"}) == ["Hip Hop"]
+    assert pred.selected(2, 0.1, {"Disco": ""}) == ["Hip-Hop", "Pop"]
+    # The replacement must reach min_confidence itself.
+    assert pred.selected(2, 0.2, {"Disco": ""}) == ["Hip-Hop"]
+    # Two labels written alike count once.
+    assert pred.selected(2, 0.1, {"Disco": "Dance", "Hip-Hop": "Dance"}) == ["Dance", "Pop"]
