@@ -176,15 +176,18 @@ def load_beets(
     """Items of a beets `Library` matching `query` whose ``genres`` are set, as labelled tracks.
 
     The label is the item's first genre, canonicalised with `aliases` (with `vocabulary`: the
-    first of its genres that is in it). The group is the album artist (else the artist), so a
-    split never puts one artist on both sides. Items whose genres this plugin wrote
-    (``genreclass_model`` set) are left out unless `include_predicted`: a model must not learn
-    its own guesses. `spellings`: known labels (e.g. the current model's) whose spelling a
+    first of its genres that is in it). The group is the album artist, or on compilations the
+    track's artist (`artist_group`), so a split never puts one artist on both sides. Items
+    whose genres this plugin wrote (``genreclass_model`` set) are left out unless
+    `include_predicted`: a model must not learn its own guesses. `spellings`: known labels (e.g. the current model's) whose spelling a
     genre equal up to case and punctuation takes ("POP" -> "Pop"). returns (tracks, {reason:
     count of items left out}).
     """
+    from beets import config  # load_beets is given a library: beets is there
+
     keys = {genre_key(v) for v in vocabulary or []}
     known = [*(vocabulary or []), *spellings]
+    va_name = config["va_name"].as_str()
     tracks, left_out = [], Counter()
     for item in lib.items(query):
         genres = [canonical_genre(g, aliases, known) for g in item.get("genres") or [] if g.strip()]
@@ -196,9 +199,26 @@ def load_beets(
             continue
         label = next((g for g in genres if genre_key(g) in keys), genres[0]) if keys else genres[0]
         path = os.fsdecode(item.path)
-        artist = item.albumartist or item.artist or path
-        tracks.append(Track(path, label, f"artist-{artist}", "beets"))
+        tracks.append(Track(path, label, f"artist-{artist_group(item, va_name)}", "beets"))
     return unify_spellings(tracks), left_out
+
+
+def artist_group(item, va_name: str = "Various Artists") -> str:
+    """The artist a beets item's hold-out group is named after.
+
+    The album artist, so that an artist's albums stay on one side; on a compilation (``comp``
+    set, or the album artist is `va_name`) the track's own artist, since its tracks are by many
+    artists who must each stay on one side. Without an artist: the album (its tracks stay
+    together), else the file's folder.
+    """
+    albumartist = (item.get("albumartist") or "").strip()
+    artist = (item.get("artist") or "").strip()
+    if bool(item.get("comp")) or albumartist.casefold() == va_name.casefold():
+        albumartist = ""
+    if albumartist or artist:
+        return albumartist or artist
+    album = item.get("album_id") or (item.get("album") or "").strip()
+    return f"album {album}" if album else os.path.dirname(os.fsdecode(item.path))
 
 
 def unify_spellings(tracks: Sequence[Track]) -> list[Track]:

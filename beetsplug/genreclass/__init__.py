@@ -21,8 +21,8 @@ from beets.plugins import BeetsPlugin
 
 from genre_model import Classifier, DecoderPool, ModelError
 
-from .settings import DEFAULTS, Settings, read_settings
-from .tagger import Tagger, summary_line
+from .settings import DEFAULTS, Settings, check_rename, read_settings
+from .tagger import Tagger
 from .tags import write_genres
 from .train_command import add_options, train_command
 
@@ -62,9 +62,10 @@ class GenreClassPlugin(BeetsPlugin):
             settings = self.settings()
             classifier = Classifier(settings.model, settings.device, settings.vote, settings.batch_size)
             try:
-                _ = classifier.info  # load now: a bad model stops the run before any file is touched
+                labels = classifier.info.labels  # load now: a bad model stops the run before any file is touched
             except ModelError as exc:
                 raise ui.UserError(f"genreclass: {exc}") from None
+            check_rename(settings.rename, labels)
             # One pool for the whole command; its processes start on the first file.
             self._pool = DecoderPool(settings.workers, lambda n: self._log.debug("starting {} decoder processes", n))
             self._tagger = Tagger(classifier, self._pool, settings, self._log)
@@ -114,7 +115,7 @@ class GenreClassPlugin(BeetsPlugin):
                 show_skipped=opts.pretend,
             )
         finally:
-            ui.print_(f"genreclass: {'pretend: ' if opts.pretend else ''}{summary_line(tagger.summary)}")
+            ui.print_(f"genreclass: {'pretend: ' if opts.pretend else ''}{tagger.summary_line()}")
 
     # -- import ---------------------------------------------------------------------------
 
@@ -170,4 +171,4 @@ class GenreClassPlugin(BeetsPlugin):
     def import_end(self, lib, paths) -> None:
         """The import's summary, on stdout like the rest of the import's report."""
         if self._tagger is not None and self._auto():
-            ui.print_(f"genreclass: {summary_line(self._tagger.summary)}")
+            ui.print_(f"genreclass: {self._tagger.summary_line()}")

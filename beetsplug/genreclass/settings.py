@@ -30,7 +30,15 @@ DEFAULTS = {
     # larger batches are no faster on a CPU.
     "batch_size": 8,
     "workers": "auto",
+    # "album": one verdict per album, from all its tracks (as lastgenre's default `source: album`);
+    # singletons and compilations stay per track. "track": each track its own.
+    "source": "album",
+    # Model label -> the genre to write instead ("" or null: never write it; the next most
+    # probable label takes its place). Checked against the model's labels when it loads.
+    "map": {},
 }
+
+SOURCES: tuple[str, ...] = ("album", "track")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +56,8 @@ class Settings:
     vote: str
     batch_size: int
     workers: int
+    source: str
+    rename: dict[str, str]  # the `map` setting: model label -> genre to write ("" = never)
 
 
 def genreclass_dir() -> str:
@@ -74,6 +84,8 @@ def read_settings(config: confuse.ConfigView) -> Settings:
             vote=config["vote"].as_choice(VOTES),
             batch_size=_at_least(config, "batch_size", 1),
             workers=_workers(config["workers"]),
+            source=config["source"].as_choice(SOURCES),
+            rename=_rename(config["map"]),
         )
     except confuse.ConfigError as exc:
         raise ui.UserError(f"genreclass: {exc}") from None
@@ -94,6 +106,31 @@ def _workers(view: confuse.ConfigView) -> int:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         return resolve_workers(value)
     raise ui.UserError(f"genreclass: 'workers' must be 'auto' or a number >= 0, got {value!r}")
+
+
+def _rename(view: confuse.ConfigView) -> dict[str, str]:
+    """The `map` setting: a mapping of label -> genre string, null and "" meaning "never write"."""
+    value = view.get()
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ui.UserError(f"genreclass: 'map' must be a mapping of model labels to genres, got {value!r}")
+    rename = {}
+    for label, genre in value.items():
+        if genre is not None and not isinstance(genre, str | int | float):
+            raise ui.UserError(f"genreclass: 'map': {label} must map to a genre name or nothing, got {genre!r}")
+        rename[str(label)] = "" if genre is None else str(genre).strip()
+    return rename
+
+
+def check_rename(rename: dict[str, str], labels: tuple[str, ...]) -> None:
+    """Refuse `map` keys that are not labels of the model in use (raises `ui.UserError`)."""
+    unknown = sorted(set(rename) - set(labels))
+    if unknown:
+        raise ui.UserError(
+            f"genreclass: 'map' has {'a key' if len(unknown) == 1 else 'keys'} the model does not know: "
+            f"{', '.join(unknown)}; its labels are {', '.join(labels)}"
+        )
 
 
 def _model_path(view: confuse.ConfigView) -> str | None:

@@ -123,3 +123,25 @@ def test_canonical_genre(raw, expected):
 def test_canonical_genre_vocabulary_and_aliases():
     assert canonical_genre("ELECTRONIC", vocabulary=["Electronic"]) == "Electronic"
     assert canonical_genre("synthwave", aliases={"Synth Wave": "Electronic"}) == "Electronic"
+
+
+def test_beets_groups_compilations_by_track_artist(tmp_path):
+    from beets.library import Item, Library
+
+    lib = Library(str(tmp_path / "lib.db"), str(tmp_path))
+    # (albumartist, artist, comp, album): the group is the album artist, except on compilations.
+    rows = [
+        ("Ann", "Ann feat. Bo", False, "Solo"),
+        ("Various Artists", "Cy", False, "Sampler"),  # va_name: a compilation even without comp
+        ("Mix Series", "Di", True, "Mix 1"),
+        ("Mix Series", "", True, "Mix 1"),  # no track artist on a compilation: its album
+        ("", "", False, ""),  # nothing at all: its folder
+    ]
+    for i, (albumartist, artist, comp, album) in enumerate(rows):
+        item = Item.from_path(str(write_tone(tmp_path / f"t{i}.flac", 300, seconds=1.0)))
+        item.update({"genres": ["Rock"], "albumartist": albumartist, "artist": artist, "comp": comp, "album": album})
+        lib.add(item)
+    tracks, _ = load_beets(lib)
+    assert [t.group for t in sorted(tracks, key=lambda t: t.path)] == [
+        "artist-Ann", "artist-Cy", "artist-Di", "artist-album Mix 1", f"artist-{tmp_path}",
+    ]  # fmt: skip

@@ -1,0 +1,181 @@
+"""Genres the way a beets library holds them: one verdict per album, compilations per track, the
+user's own genre names (`map`), and retraining on a "Various Artists" compilation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mutagen
+import numpy as np
+import pytest
+from audio_factory import tone, write_audio, write_tone
+from beets_harness import Beets, digest, genres_in_file
+
+pytestmark = pytest.mark.slow
+
+
+def _tag(path: Path, artist: str, album: str, genre: str | None = None) -> Path:
+    f = mutagen.File(path)
+    f["title"], f["artist"], f["album"] = path.stem, artist, album
+    if genre:
+        f["genre"] = genre
+    f.save()
+    return path
+
+
+def _album(folder: Path, artist: str, album: str, lows: int, highs: int) -> None:
+    folder.mkdir()
+    for i in range(lows):
+        _tag(write_tone(folder / f"{album}-low{i}.flac", 200.0, seconds=5.0), artist, album)
+    for i in range(highs):
+        _tag(write_tone(folder / f"{album}-high{i}.flac", 5000.0, seconds=5.0), artist, album)
+
+
+def _library_genres(beets: Beets) -> dict[str, list[str]]:
+    """Title -> the genre tag in the library's copy."""
+    return {mutagen.File(p)["title"][0]: genres_in_file(p) for p in (beets.root / "library").rglob("*.flac")}
+
+
+def _genres_by_title(beets: Beets) -> dict[str, str]:
+    """Title -> genres as the library database holds them."""
+    lines = beets.run("ls", "-f", "$title\t$genres").stdout.splitlines()
+    return dict(line.split("\t") for line in lines)
+
+
+@pytest.fixture
+def albums(tmp_path, tiny_model) -> Beets:
+    """Two albums: mostly low tones (3 low, 1 high) and mostly high (1 low, 2 high); copy + write."""
+    beets = Beets(tmp_path, tiny_model, auto=True, source="album")
+    beets.config["import"].update(copy=True, write=True)
+    beets.write_config()
+    _album(beets.music / "ann", "Ann", "Deep", lows=3, highs=1)
+    _album(beets.music / "bob", "Bob", "Bright", lows=1, highs=2)
+    return beets
+
+
+def test_album_mode_gives_an_album_and_all_its_tracks_one_genre(albums):
+    before = {p: digest(p) for p in albums.music.rglob("*.flac")}
+    proc = albums.run("import", "-A", "-q", str(albums.music))
+    # The originals are untouched; every copy carries its album's verdict, even the odd track out.
+    assert {p: digest(p) for p in albums.music.rglob("*.flac")} == before
+    tags = _library_genres(albums)
+    assert tags == {
+        **{f"Deep-{n}": ["Low"] for n in ("low0", "low1", "low2", "high0")},
+        **{f"Bright-{n}": ["High"] for n in ("low0", "high0", "high1")},
+    }
+    # The album's own field, which `beet ls -a` shows.
+    assert sorted(albums.run("ls", "-a", "-f", "$album: $genres").stdout.split()) == sorted(
+        "Bright: High Deep: Low".split()
+    )
+    # Pooled: the mean of 3 tracks at Low ~1 and one at High ~1 is Low 0.75.
+    assert "Low on 4 tracks (Low 0.75, High 0.25)" in proc.stdout, proc.stdout
+    assert "genreclass: albums: 2 classified, 0 unchanged, 0 uncertain, 0 skipped, 0 failed in" in proc.stdout
+    # Reruns skip albums already done; --pretend says so, per album.
+    rerun = albums.run("genreclass", "-p")
+    assert "Ann - Deep\n  skipped: already classified by tiny@1" in rerun.stdout
+    assert "genreclass: pretend: albums: 0 classified, 0 unchanged, 0 uncertain, 2 skipped, 0 failed" in rerun.stdout
+
+
+def test_album_mode_leaves_the_users_own_genres_and_track_mode_judges_each_track(albums):
+    albums.config["genreclass"]["auto"] = False
+    albums.write_config()
+    _tag(albums.music / "ann" / "Deep-high0.flac", "Ann", "Deep", genre="Shoegaze")
+    albums.run("import", "-A", "-q", str(albums.music))
+    proc = albums.run("genreclass", "album:Deep")  # a query on tracks brings in their whole album
+    assert "Low on 3 of 4 tracks" in proc.stdout, proc.stdout
+    genres = _genres_by_title(albums)
+    assert genres["Deep-high0"] == "Shoegaze"  # theirs, never touched; it still informed the verdict
+    assert [genres[f"Deep-low{i}"] for i in range(3)] == ["Low"] * 3
+    # The album's field (beets took it from the user's tag at import) stays the user's concern.
+    assert albums.run("ls", "-a", "-f", "$album: $genres", "album:Deep").stdout.strip() == "Deep: Shoegaze"
+    # Per track, the odd tracks out get their own verdict.
+    albums.config["genreclass"]["source"] = "track"
+    albums.write_config()
+    proc = albums.run("genreclass", "album:Bright")
+    genres = _genres_by_title(albums)
+    assert [genres[f"Bright-{n}"] for n in ("low0", "high0", "high1")] == ["Low", "High", "High"]
+    assert "genreclass: 3 classified, 0 unchanged, 0 uncertain, 0 skipped, 0 failed in" in proc.stdout
+
+
+def test_a_compilation_is_judged_track_by_track(tmp_path, tiny_model):
+    beets = Beets(tmp_path, tiny_model, auto=True, source="album")
+    folder = beets.music / "mix"
+    folder.mkdir()
+    for i, freq in enumerate((200.0, 5000.0, 200.0, 5000.0)):
+        _tag(write_tone(folder / f"t{i}-{int(freq)}.flac", freq, seconds=5.0), f"Artist {i}", "Mix")
+    proc = beets.run("import", "-A", "-q", str(beets.music))
+    assert beets.run("ls", "-a", "-f", "$albumartist $comp").stdout.strip() == "Various Artists True"
+    assert {name: genres_in_file(folder / name) for name in beets.field("genres")} == {
+        "t0-200.flac": ["Low"], "t1-5000.flac": ["High"], "t2-200.flac": ["Low"], "t3-5000.flac": ["High"],
+    }  # fmt: skip
+    assert "genreclass: 4 classified, 0 unchanged" in proc.stdout
+
+
+def test_map_writes_the_users_spelling_and_drops_labels(tmp_path, tiny_model):
+    beets = Beets(tmp_path, tiny_model, source="track", min_confidence=0.0, map={"Low": "Bass Music", "High": ""})
+    for name, freq in (("low", 200.0), ("high", 5000.0)):
+        write_tone(beets.music / f"{name}.flac", freq, seconds=5.0)
+    beets.run("import", "-A", "-q", str(beets.music))
+    beets.run("genreclass")
+    # High is never written: the next most probable label (Low, in the user's spelling) takes its place.
+    assert {p.name: genres_in_file(p) for p in beets.music.iterdir()} == {
+        "low.flac": ["Bass Music"],
+        "high.flac": ["Bass Music"],
+    }
+    # ... but only if it reaches min_confidence itself: then the track is uncertain and keeps no genre.
+    beets.config["genreclass"]["min_confidence"] = 0.3
+    beets.write_config()
+    proc = beets.run("genreclass", "-f")
+    assert "high.flac\n  uncertain: no genre reaches min_confidence 0.3 (High 1.00, Low 0.00)" in proc.stdout
+    assert "genreclass: 0 classified, 1 unchanged, 1 uncertain, 0 skipped, 0 failed" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"map": {"Rokc": "Rock", "Low": "Bass"}}, "'map' has a key the model does not know: Rokc; its labels are"),
+        ({"map": "Low"}, "'map' must be a mapping of model labels to genres, got 'Low'"),
+        ({"map": {"Low": ["a", "b"]}}, "'map': Low must map to a genre name or nothing"),
+        ({"source": "albums"}, "source"),
+    ],
+)
+def test_bad_new_settings_give_one_line_and_touch_nothing(tmp_path, tiny_model, setting, message):
+    beets = Beets(tmp_path, tiny_model, **setting)
+    write_tone(beets.music / "low.flac", 200.0, seconds=5.0)
+    beets.run("import", "-A", "-q", str(beets.music))
+    before = digest(beets.music / "low.flac")
+    proc = beets.run("genreclass", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: genreclass") and message in errors[0], proc.stderr
+    assert digest(beets.music / "low.flac") == before
+
+
+def test_retraining_on_a_compilation_holds_out_by_track_artist(tmp_path):
+    """A "Various Artists" folder (one album, comp) of 48 tracks by 48 artists trains: the hold-out
+    groups by track artist, and no artist is on both sides."""
+    beets = Beets(tmp_path, "")  # the bundled default: a head on its embedding (no torch)
+    rng = np.random.default_rng(1)
+    folder = beets.music / "va"
+    folder.mkdir()
+    for i in range(48):
+        genre = ("Drone", "Chime", "Hiss")[i % 3]
+        if genre == "Drone":
+            audio = tone(rng.uniform(90, 250), 4.0, 22050)
+        elif genre == "Chime":
+            audio = tone(rng.uniform(3000, 6000), 4.0, 22050, amplitude=0.2)
+        else:
+            audio = (0.1 * rng.standard_normal((4 * 22050, 1))).astype(np.float32)
+        _tag(write_audio(folder / f"{i:02d}.flac", audio, 22050), f"Artist {i}", "Sampler", genre=genre)
+    beets.run("import", "-A", "-q", str(beets.music))
+    assert beets.run("ls", "-a", "-f", "$albumartist $comp").stdout.strip() == "Various Artists True"
+    out = tmp_path / "va.onnx"
+    proc = beets.run("genreclass-train", "--min-tracks", "3", "--valid-fraction", "0.45", "--out", str(out))
+    assert "genreclass-train: 3 genres: Chime, Drone, Hiss" in proc.stderr, proc.stderr
+    held = next(line for line in proc.stdout.splitlines() if line.startswith("held out:"))
+    # Each held-out track is by its own artist (the album artist is the same for all 48).
+    n_tracks, n_artists = int(held.split()[2]), int(held.split()[5])
+    assert n_tracks >= 6 and n_artists == n_tracks, held
+    card = (tmp_path / "va.card.json").read_text()
+    assert '"valid_artists": ' + str(n_artists) in card
+    assert out.is_file()
