@@ -82,9 +82,12 @@ class GenreClassPlugin(BeetsPlugin):
         cmd = ui.Subcommand("genreclass", help="classify genres from the audio and write them to tags")
         cmd.parser.usage = "%prog [options] [QUERY]" + (
             "\n\nListen to each matching track (a few 3-second windows spread over it), vote over"
-            "\nthe windows and set its 'genres' field. Tracks that already have genres, that this"
-            "\nmodel has classified, or that it found uncertain (no genre reaching min_confidence)"
-            "\nare skipped unless --force is given; --pretend lists them with the reason."
+            "\nthe windows and set its 'genres' field. With 'source: album' (the default) the"
+            "\nwhole album of each matching track gets one verdict, the mean of its tracks', set on"
+            "\nthe album and its tracks; singletons and compilations are judged per track. Tracks"
+            "\n(albums) that already have genres, that this model has classified, or that it found"
+            "\nuncertain (no genre reaching min_confidence) are skipped unless --force is given;"
+            "\n--pretend lists them with the reason. Tracks with genres of your own keep them."
         )
         cmd.parser.add_option("-f", "--force", action="store_true", default=False,
                               help="classify tracks that already have genres or were already classified")  # fmt: skip

@@ -38,9 +38,9 @@ def add_options(cmd: ui.Subcommand) -> None:
     """The command's usage text and options."""
     cmd.parser.usage = "%prog [options] [QUERY]" + (
         "\n\nLearn the genres of the matching tracks that have them (the first genre of each,"
-        "\nin canonical spelling) and write a model in your vocabulary. Album artists are"
-        "\nsplit so none is on both sides; the new model and the current one are then scored"
-        "\non the held-out artists. Tracks whose genres genreclass itself set are not used."
+        "\nin canonical spelling) and write a model in your vocabulary. Album artists (on"
+        "\ncompilations, track artists) are split so none is on both sides; the new model and"
+        "\nthe current one are then scored on the held-out artists. Tracks whose genres genreclass itself set are not used."
         "\nA model with an embedding output gets a new head on it, in seconds once its"
         "\nembeddings are computed: pip install 'beets-genreclass[head]'. A CNN/CRNN model,"
         "\nor --from-scratch, is trained with torch: pip install 'beets-genreclass[train]'."
