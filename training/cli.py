@@ -15,7 +15,8 @@ import click
 import numpy as np
 
 from genre_model import FrontendConfig, ModelInfo
-from training.datasets import DatasetError, Track, load_data
+from training.datasets import Track, load_data
+from training.errors import ConfigError, DatasetError
 from training.features import FeatureCache, file_digest
 from training.splits import SplitLeakError, check_disjoint, group_holdout
 from training.windows import prepare
@@ -213,7 +214,7 @@ def head(data, recipe_path, out_file, cache, cv_report, cv_row, workers) -> None
     started = time.time()
     try:
         recipe = Recipe.read(recipe_path)
-    except ValueError as exc:
+    except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     tracks = _load_all(data)
     metrics: dict = {}

@@ -9,6 +9,8 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 
+from training.errors import ConfigError
+
 # Keys are normalised with `genre_key`; values are the canonical spelling.
 DEFAULT_ALIASES: dict[str, str] = {
     "hiphop": "Hip-Hop",
@@ -61,7 +63,7 @@ def shared_label_indices(new_labels: Sequence[str], old_labels: Sequence[str]) -
 def read_aliases(path: str | os.PathLike[str]) -> dict[str, str]:
     """An alias file: a YAML mapping of spellings to canonical genres (``hip hop: Hip-Hop``).
 
-    Raises ValueError saying what is wrong with the file.
+    Raises `ConfigError` (a ValueError) saying what is wrong with the file.
     """
     import yaml
 
@@ -69,7 +71,7 @@ def read_aliases(path: str | os.PathLike[str]) -> dict[str, str]:
         with open(path, encoding="utf-8") as f:
             aliases = yaml.safe_load(f) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read the alias file {path}: {exc}") from None
+        raise ConfigError(f"cannot read the alias file {path}: {exc}") from None
     if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
-        raise ValueError(f"the alias file {path} must map spellings to genre names, e.g. 'hip hop: Hip-Hop'")
+        raise ConfigError(f"the alias file {path} must map spellings to genre names, e.g. 'hip hop: Hip-Hop'")
     return {str(k): v for k, v in aliases.items()}

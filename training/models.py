@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from training.errors import ConfigError
+
 
 @dataclasses.dataclass
 class ModelConfig:
@@ -34,9 +36,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
         if self.arch not in ("cnn", "crnn"):
-            raise ValueError(f"arch must be 'cnn' or 'crnn', got {self.arch!r}")
+            raise ConfigError(f"arch must be 'cnn' or 'crnn', got {self.arch!r}")
         if self.n_labels < 2:
-            raise ValueError("a genre model needs at least two labels")
+            raise ConfigError("a genre model needs at least two labels")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

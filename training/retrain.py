@@ -26,6 +26,7 @@ import numpy as np
 from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features
 from genre_model.classifier import bundled_model_path
 from training.datasets import Track
+from training.errors import NotEnoughData
 from training.evaluate import metrics_from_probs, plot_confusion, plot_history
 from training.labels import genre_key, shared_label_indices
 from training.splits import group_kfold
@@ -35,10 +36,6 @@ SCRATCH_LR = 3e-3
 # at a tenth of it, so a small library adapts the features without overwriting them.
 FINE_TUNE_LR = 3e-3
 FINE_TUNE_BACKBONE_SCALE = 0.1
-
-
-class NotEnoughData(Exception):
-    """The collection cannot support a train/held-out split in the asked vocabulary; says what is missing."""
 
 
 @dataclasses.dataclass

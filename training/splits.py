@@ -11,10 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 
 from training.datasets import Track
-
-
-class SplitLeakError(Exception):
-    """A group or a file's content appears on both sides of a split."""
+from training.errors import SplitLeakError
 
 
 def check_disjoint(train: Sequence[Track], valid: Sequence[Track], digest: Callable[[str], str]) -> None:
