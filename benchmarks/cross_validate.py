@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import time
 from collections import defaultdict
@@ -22,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from genre_model import FrontendConfig
+from training.config import TrainConfig
 from training.datasets import load_manifest
 from training.evaluate import metrics_from_probs, write_metrics
 from training.features import FeatureCache, file_digest
 from training.splits import check_disjoint, pool_cv_fold_indices, pool_cv_folds
-from training.train import TrainConfig, fit, track_probabilities
+from training.train import fit, track_probabilities
 from training.windows import TrackWindows, prepare
 
 
@@ -106,7 +106,7 @@ def main() -> None:
             timings[arch].append(result.seconds)
             curves[arch].append(result.history)
 
-    config = dataclasses.asdict(TrainConfig(epochs=args.epochs, keep_best=False, class_balance=args.class_balance))
+    config = TrainConfig(epochs=args.epochs, keep_best=False, class_balance=args.class_balance).to_dict()
     report = {"folds": args.folds, "epochs": args.epochs, "seed": args.seed, "config": config, "methods": {}}
     for m in methods:
         idx = sorted(preds[m])

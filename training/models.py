@@ -17,21 +17,24 @@ from training.errors import ConfigError
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Architecture of a genre network; stored in every checkpoint so it can be rebuilt.
+    """Architecture of a genre network; stored in every checkpoint and exported file so it can be rebuilt.
 
+    No field has a default: the settings (arch, channels, dropout, gru_hidden) come from a
+    `TrainConfig`, the shapes from the data (`training.train.model_config`), or all from a file.
     arch: "cnn" (conv blocks + global pooling) or "crnn" (conv blocks + GRU over time).
+    n_mels, n_frames: the front end's window shape. n_labels: the number of labels.
     channels: output channels of each conv block; each block halves frequency and time
         (the CRNN's last blocks halve frequency only, to keep time steps for the GRU).
     gru_hidden: GRU state size per direction (CRNN only).
     """
 
-    arch: str = "cnn"
-    n_mels: int = 64
-    n_frames: int = 92
-    n_labels: int = 11
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    dropout: float = 0.3
-    gru_hidden: int = 64
+    arch: str
+    n_mels: int
+    n_frames: int
+    n_labels: int
+    channels: tuple[int, ...]
+    dropout: float
+    gru_hidden: int
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)

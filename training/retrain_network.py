@@ -7,7 +7,6 @@ head whose rows for the genres both vocabularies share start from the base model
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 import time
@@ -18,15 +17,9 @@ import numpy as np
 
 from genre_model import Classifier, ModelInfo
 from training.datasets import Track
+from training.errors import NotEnoughData
 from training.features import FeatureCache
-from training.retrain import (
-    FINE_TUNE_BACKBONE_SCALE,
-    FINE_TUNE_LR,
-    SCRATCH_LR,
-    NotEnoughData,
-    RetrainOptions,
-    Trained,
-)
+from training.retrain import RetrainOptions, Trained
 from training.splits import check_disjoint
 from training.windows import prepare
 
@@ -51,7 +44,7 @@ def train_network(
 
     from training.backbone import read_backbone, transplant_head
     from training.export import export_onnx
-    from training.train import TrainConfig, fit
+    from training.train import fit
 
     base_info, model_cfg, pretrained = read_backbone(base.model_path)
     # Fine-tuning starts from everything the base model learnt that the new vocabulary can use:
@@ -65,24 +58,11 @@ def train_network(
     check_disjoint(train_w.tracks, valid_w.tracks, digests.__getitem__)
     if len(valid_w) == 0:
         raise NotEnoughData("none of the held-out tracks could be decoded; nothing to check the new model on")
-    config = TrainConfig(
-        arch=model_cfg.arch,
-        epochs=options.epochs,
-        lr=options.lr if options.lr is not None else (SCRATCH_LR if options.from_scratch else FINE_TUNE_LR),
-        backbone_lr_scale=(
-            options.backbone_lr_scale
-            if options.backbone_lr_scale is not None
-            else (1.0 if options.from_scratch else FINE_TUNE_BACKBONE_SCALE)
-        ),
-        class_balance=options.class_balance,
-        keep_best=False,  # the held-out artists are the test set: never pick an epoch on them
-        patience=0,
-        seed=options.seed,
-        device=options.device,
-        model=model_cfg,
+    config = options.train_config(
+        arch=model_cfg.arch, channels=model_cfg.channels, dropout=model_cfg.dropout, gru_hidden=model_cfg.gru_hidden
     )
     start = "from scratch" if options.from_scratch else f"fine-tuning {base_info.model_id}"
-    log(f"training {start}: {len(train_w)} tracks, {len(labels)} genres, {options.epochs} epochs")
+    log(f"training {start}: {len(train_w)} tracks, {len(labels)} genres, {config.epochs} epochs")
     with tempfile.TemporaryDirectory(prefix="genreclass-train-") as work:
         result = fit(train_w, valid_w, config, work, log=log, init_state=init_state)
     info = ModelInfo(
@@ -94,7 +74,7 @@ def train_network(
             "arch": model_cfg.arch,
             "start": "scratch" if options.from_scratch else base_info.model_id,
             "sources": sorted({t.source for t in train_w.tracks}),
-            "config": dataclasses.asdict(config),
+            "config": config.to_dict(),
         },
     )
     parity = np.concatenate([valid_w.eval_windows(i, 2) for i in range(min(8, len(valid_w)))])

@@ -9,17 +9,19 @@ import torch
 from genre_model import Classifier, FrontendConfig, ModelInfo
 from genre_model.classifier import bundled_model_path
 from training.backbone import BackboneError, read_backbone, transplant_head
+from training.config import TrainConfig
 from training.datasets import Track, unify_spellings
 from training.export import export_onnx
 from training.labels import shared_label_indices
-from training.models import CNN, CRNN, ModelConfig
+from training.models import CNN, CRNN
 from training.retrain import NotEnoughData, select_labels, split_by_artist
+from training.train import model_config
 
 
 @pytest.mark.parametrize("arch", ["cnn", "crnn"])
 def test_backbone_weights_come_back_exactly_from_the_exported_file(tmp_path, arch):
     torch.manual_seed(0)
-    cfg = ModelConfig(arch=arch, channels=(8, 16, 16), n_labels=3)
+    cfg = model_config(TrainConfig(arch=arch, channels=(8, 16, 16)), FrontendConfig(), 3)
     net = (CNN if arch == "cnn" else CRNN)(cfg)
     with torch.no_grad():  # trained-looking batch-norm statistics, not the defaults
         for m in net.modules():
