@@ -11,16 +11,16 @@ from collections import Counter
 from pathlib import Path
 
 import click
-import numpy as np
 
 from genre_model import FrontendConfig, ModelInfo
+from genre_model.model_file import version_stamp
 from training.config import TrainConfig, parse_assignment
 from training.datasets import Track, load_data
 from training.errors import ConfigError, DatasetError, NotEnoughData, SplitLeakError, TrainingError
 from training.features import FeatureCache, file_digest
 from training.labels import select_labels
 from training.splits import check_disjoint, group_holdout
-from training.windows import prepare
+from training.windows import inference_windows, prepare
 
 
 def _load_all(specs: tuple[str, ...]) -> list[Track]:
@@ -149,14 +149,16 @@ def _fit(config: TrainConfig, data, out: Path, init, workers: int, cache, resume
     click.echo(f"split: {len(train_t)} train, {len(valid_t)} valid tracks")
     fcache = FeatureCache(cache or out.parent / "feature-cache", FrontendConfig())
     train_w, _ = prepare(train_t, labels, fcache, digests, workers, click.echo)
-    valid_w = prepare(valid_t, labels, fcache, digests, workers, click.echo)[0] if valid_t else None
+    valid_w = None
+    if valid_t:
+        valid_w = inference_windows(valid_t, labels, fcache, digests, config.eval_windows, workers, click.echo)[0]
     init_state = load_checkpoint(init)[1]["state_dict"] if init else None
     result = run_fit(train_w, valid_w, config, out, log=click.echo, init_state=init_state, resume=resume)
     plot_history(result.history, out / "learning_curves.png")
     device_t = next(result.model.parameters()).device
     metrics: dict = {}
     if valid_w is not None:
-        probs = track_probabilities(result.model, valid_w, device_t, config.eval_windows)
+        probs = track_probabilities(result.model, valid_w.windows, device_t)
         metrics = metrics_from_probs(
             probs, [t.label for t in valid_w.tracks], labels, [t.source for t in valid_w.tracks]
         )
@@ -171,13 +173,12 @@ def _fit(config: TrainConfig, data, out: Path, init, workers: int, cache, resume
         cv = report["methods"][config.arch]
         metrics = {"protocol": f"{report['folds']}-fold group cross-validation, {report['epochs']} epochs"}
         metrics |= _card_metrics(cv)
-    source = valid_w if valid_w is not None else train_w
-    parity = np.concatenate([source.eval_windows(i, 2) for i in range(min(8, len(source)))])
+    parity = train_w.parity_windows(16)
     with torch.no_grad():
         torch.save({"windows": torch.from_numpy(parity)}, out / "parity_windows.pt")
     info = ModelInfo(
         name=config.name,
-        version=time.strftime("%Y%m%d-%H%M%S"),
+        version=version_stamp(),
         labels=tuple(labels),
         frontend=fcache.frontend,
         training={
@@ -307,7 +308,7 @@ def export(checkpoint, out_file, name, version) -> None:
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     info = ModelInfo(
         name=name,
-        version=version or time.strftime("%Y%m%d-%H%M%S", time.localtime(Path(checkpoint).stat().st_mtime)),
+        version=version or version_stamp(Path(checkpoint).stat().st_mtime),
         labels=tuple(ck["labels"]),
         frontend=FrontendConfig.from_dict(ck["frontend"]),
         training={**ck.get("training_data", {}), "arch": ck["model_config"]["arch"], "config": ck["train_config"]},

@@ -21,6 +21,7 @@ import numpy as np
 
 from genre_model import ModelInfo, track_features
 from genre_model.frontend import musicnn_frontend
+from genre_model.model_file import version_stamp
 from training.datasets import Track
 from training.errors import ConfigError
 
@@ -90,7 +91,7 @@ def build(
     frontend = musicnn_frontend()
     info = ModelInfo(
         name=recipe.name,
-        version=time.strftime("%Y%m%d-%H%M%S"),
+        version=version_stamp(),
         labels=tuple(labels),
         frontend=frontend,
         training={

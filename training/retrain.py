@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features
+from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features, vote
 from genre_model.classifier import bundled_model_path
 from training.config import TrainConfig
 from training.datasets import Track
@@ -167,8 +167,8 @@ def compare_models(
             ]
             return float(np.mean(hits))
 
-        new_votes = [new_probs[k].mean(0) for k in pick]
-        base_votes = [base.window_probabilities(windows[k]).mean(0) for k in pick]
+        new_votes = [_vote_scores(new_probs[k], labels) for k in pick]
+        base_votes = [_vote_scores(base.window_probabilities(windows[k]), base.info.labels) for k in pick]
         result["on_shared"] = {
             "n_tracks": len(pick),
             "new_track_accuracy": accuracy(new_votes, new_cols),
@@ -176,6 +176,12 @@ def compare_models(
             "new_full_track_accuracy": accuracy(new_votes, None),
         }
     return result
+
+
+def _vote_scores(window_probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """`vote`'s score of each label, (n_labels,) in `labels`' order."""
+    scores = dict(vote(window_probs, labels).genres)
+    return np.array([scores[label] for label in labels])
 
 
 def training_method(base_model: str | os.PathLike[str] | None, from_scratch: bool = False) -> str:

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from genre_model import Classifier, ModelInfo
+from genre_model.model_file import version_stamp
 from training.datasets import Track
 from training.errors import NotEnoughData
 from training.features import FeatureCache
 from training.retrain import RetrainOptions, Trained
 from training.splits import check_disjoint
-from training.windows import prepare
+from training.windows import inference_windows, prepare
 
 
 def train_network(
@@ -50,24 +48,24 @@ def train_network(
     # Fine-tuning starts from everything the base model learnt that the new vocabulary can use:
     # front end, conv blocks, and the output rows of the genres both know.
     init_state = None if options.from_scratch else transplant_head(pretrained, base_info.labels, labels, options.seed)
+    config = options.train_config(
+        arch=model_cfg.arch, channels=model_cfg.channels, dropout=model_cfg.dropout, gru_hidden=model_cfg.gru_hidden
+    )
     # The base model's front end, read from its file: its conv blocks were trained on exactly these features.
     cache = FeatureCache(cache_dir, base_info.frontend)
     digests: dict[str, str] = {}
     train_w, _ = prepare(train_tracks, labels, cache, digests, options.workers, log)
-    valid_w, _ = prepare(valid_tracks, labels, cache, digests, options.workers, log)
+    valid_w, _ = inference_windows(valid_tracks, labels, cache, digests, config.eval_windows, options.workers, log)
     check_disjoint(train_w.tracks, valid_w.tracks, digests.__getitem__)
     if len(valid_w) == 0:
         raise NotEnoughData("none of the held-out tracks could be decoded; nothing to check the new model on")
-    config = options.train_config(
-        arch=model_cfg.arch, channels=model_cfg.channels, dropout=model_cfg.dropout, gru_hidden=model_cfg.gru_hidden
-    )
     start = "from scratch" if options.from_scratch else f"fine-tuning {base_info.model_id}"
     log(f"training {start}: {len(train_w)} tracks, {len(labels)} genres, {config.epochs} epochs")
     with tempfile.TemporaryDirectory(prefix="genreclass-train-") as work:
         result = fit(train_w, valid_w, config, work, log=log, init_state=init_state)
     info = ModelInfo(
         name=options.name,
-        version=options.version or time.strftime("%Y%m%d-%H%M%S"),
+        version=options.version or version_stamp(),
         labels=tuple(labels),
         frontend=cache.frontend,
         training={
@@ -77,6 +75,5 @@ def train_network(
             "config": config.to_dict(),
         },
     )
-    parity = np.concatenate([valid_w.eval_windows(i, 2) for i in range(min(8, len(valid_w)))])
-    export_onnx(result.model, info, out_path, parity)
+    export_onnx(result.model, info, out_path, train_w.parity_windows(16))
     return Trained(train_w.tracks, valid_w.tracks, result.history, "last epoch")

@@ -9,7 +9,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from training.checkpoint import check_resumable, read_checkpoint, restore_rng, r
 from training.config import TrainConfig
 from training.errors import ConfigError
 from training.models import BACKBONE_PREFIXES, ModelConfig, build_model
-from training.windows import TrackWindows
+from training.windows import InferenceWindows, TrackWindows
 
 
 def seed_everything(seed: int) -> None:
@@ -79,16 +79,15 @@ def predict_windows(model: torch.nn.Module, windows: np.ndarray, device: torch.d
 
 
 def track_probabilities(
-    model: torch.nn.Module, data: TrackWindows, device: torch.device, max_windows: int
+    model: torch.nn.Module, windows: Sequence[np.ndarray], device: torch.device
 ) -> list[np.ndarray]:
-    """Per-track window probabilities, each (n_windows, n_labels), windows placed as inference does."""
-    windows = [data.eval_windows(i, max_windows) for i in range(len(data))]
+    """Per-track window probabilities: each track's windows (n_windows, n_mels, n_frames) -> (n_windows, n_labels)."""
     probs = predict_windows(model, np.concatenate(windows), device)
     bounds = np.cumsum([0] + [len(w) for w in windows])
     return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def validation_record(probs: list[np.ndarray], valid: TrackWindows) -> dict[str, float]:
+def validation_record(probs: list[np.ndarray], valid: InferenceWindows) -> dict[str, float]:
     """Validation figures of one epoch from per-track window probabilities, tracks judged by `vote`."""
     verdicts = [vote(p, valid.labels) for p in probs]
     truth = [valid.labels[t] for t in valid.targets]
@@ -111,14 +110,15 @@ class FitResult:
 
 def fit(
     train: TrackWindows,
-    valid: TrackWindows | None,
+    valid: InferenceWindows | None,
     config: TrainConfig,
     out_dir: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] = print,
     init_state: dict[str, torch.Tensor] | None = None,
     resume: bool = False,
 ) -> FitResult:
-    """Train a network on `train`; with `valid`, keep the epoch of best validation track accuracy.
+    """Train a network on `train`; with `valid` (the windows inference would analyse in each
+    validation track), keep the epoch of best validation track accuracy.
 
     out_dir: where ``config.json`` (the resolved `config`), ``history.json`` and checkpoints
     (``last.pt`` each epoch, ``best.pt``) go; with `resume`, training continues from ``last.pt``
@@ -208,7 +208,7 @@ def fit(
             "seconds": time.time() - start_time,
         }
         if valid is not None and len(valid):
-            record |= validation_record(track_probabilities(model, valid, device, config.eval_windows), valid)
+            record |= validation_record(track_probabilities(model, valid.windows, device), valid)
             if record["valid_track_accuracy"] > best[0] or not config.keep_best:
                 best = (record["valid_track_accuracy"], epoch, copy.deepcopy(model.state_dict()))
         else:

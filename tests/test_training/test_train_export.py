@@ -9,19 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from audio_factory import write_audio
 from click.testing import CliRunner
 
-from genre_model import Classifier, FrontendConfig, ModelInfo, classify_files
+from genre_model import Classifier, FrontendConfig, ModelInfo, classify_files, track_features, window_starts
 from training.cli import main as cli
 from training.config import AugmentConfig, TrainConfig
-from training.datasets import load_folder
+from training.datasets import Track, load_folder
 from training.errors import ConfigError, ResumeMismatchError
 from training.evaluate import metrics_from_probs, track_metrics
 from training.export import PARITY_TOLERANCE, export_onnx
-from training.features import FeatureCache
+from training.features import MAX_SECONDS, FeatureCache
 from training.splits import group_holdout
 from training.train import fit, lr_at
-from training.windows import prepare
+from training.windows import inference_windows, prepare
 
 FE = FrontendConfig()
 
@@ -34,7 +35,7 @@ def trained(genre_folder, tmp_path_factory):
     cache = FeatureCache(tmp_path_factory.mktemp("cache"), FE)
     digests: dict[str, str] = {}
     train_w, failures = prepare(train_t, labels, cache, digests, workers=2)
-    valid_w, _ = prepare(valid_t, labels, cache, digests)
+    valid_w, _ = inference_windows(valid_t, labels, cache, digests, 8)
     assert not failures and len(train_w) == len(train_t)
     cfg = TrainConfig(epochs=6, batch_size=16, windows_per_track=8, lr=3e-3, channels=(8, 16), device="cpu", patience=0)
     out = tmp_path_factory.mktemp("run")
@@ -101,7 +102,7 @@ def test_resuming_with_other_settings_is_refused_before_anything_is_written(trai
 
 def test_export_parity_and_the_runtime_classifies_real_files(trained, tmp_path, genre_folder):
     result, _, valid_w, labels, _, _ = trained
-    windows = np.concatenate([valid_w.eval_windows(i, 2) for i in range(len(valid_w))])
+    windows = np.concatenate([w[:2] for w in valid_w.windows])
     info = ModelInfo("test", "1", tuple(labels), FE, {"n": 18}, {"track_accuracy": 1.0})
     parity = export_onnx(result.model, info, tmp_path / "m.onnx", windows)
     assert parity["max_abs_diff"] <= PARITY_TOLERANCE
@@ -111,6 +112,23 @@ def test_export_parity_and_the_runtime_classifies_real_files(trained, tmp_path, 
     outcomes = list(classify_files(clf, [t.path for t in tracks], max_windows=4, workers=0))
     correct = [o.prediction.top == tracks[o.index].label for o in outcomes]
     assert np.mean(correct) >= 0.8
+
+
+def test_validation_analyses_the_windows_the_plugin_analyses(tmp_path):
+    """A track longer than the cached central excerpt: validation still sees windows placed over
+    the whole file, as `genre_model.track_features` places them."""
+    seconds = MAX_SECONDS + 30
+    t = np.arange(int(seconds * 22050)) / 22050
+    write_audio(tmp_path / "long.wav", (0.3 * np.sin(2 * np.pi * (100 + t) * t)).astype(np.float32)[:, None], 22050)
+    track = Track(str(tmp_path / "long.wav"), "Tone", "g", "s")
+    cache = FeatureCache(tmp_path / "cache", FE)
+    got, failures = inference_windows([track], ["Noise", "Tone"], cache, {}, 8)
+    assert not failures and got.targets.tolist() == [1]
+    expected = track_features(track.path, FE, 8)
+    assert window_starts(seconds, FE.window_seconds, 8)[0] < (seconds - MAX_SECONDS) / 2  # outside the excerpt
+    np.testing.assert_array_equal(got.windows[0], expected)
+    again, _ = inference_windows([track], ["Noise", "Tone"], cache, {}, 8)  # read back from the cache
+    np.testing.assert_array_equal(again.windows[0], expected)
 
 
 def test_lr_schedule_is_a_pure_function():
