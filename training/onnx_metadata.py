@@ -19,9 +19,7 @@ from training.errors import ConfigError
 
 def set_info(proto: onnx.ModelProto, info: ModelInfo) -> None:
     """Replace `proto`'s metadata by `info` (the only entry: ``genreclass``)."""
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, info.to_json()
+    onnx.helper.set_model_props(proto, {METADATA_KEY: info.to_json()})
     proto.producer_name = "beets-genreclass"
 
 

@@ -195,8 +195,8 @@ def fit(
             x = torch.from_numpy(train.random_crops(idx, rng)).to(device)
             y = torch.from_numpy(train.targets[idx]).to(device)
             x, soft = augment(x, y, len(train.labels), config.augment, gen)
-            soft = soft * (1 - config.label_smoothing) + config.label_smoothing / len(train.labels)
-            loss = torch.sum(-soft * F.log_softmax(model(x), dim=1), dim=1).mean()
+            # Probability targets (mixup's), smoothed towards uniform by torch.
+            loss = F.cross_entropy(model(x), soft, label_smoothing=config.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
