@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import time
 from collections import defaultdict
@@ -41,13 +42,19 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache", default="runs/feature-cache")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--config", help="recipe (recipes/*.json) for the networks' settings [TrainConfig's defaults]")
+    ap.add_argument("--epochs", type=int, help="over the recipe")
     ap.add_argument("--archs", default="cnn,crnn")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--class-balance", type=float, default=1.0, help="see TrainConfig.class_balance")
+    ap.add_argument("--seed", type=int, default=0, help="folds' seed; fold f trains with seed + f")
+    ap.add_argument("--class-balance", type=float, help="over the recipe; see TrainConfig.class_balance")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
 
+    given = {"epochs": args.epochs, "class_balance": args.class_balance}
+    # A fixed number of epochs: the validation fold is the test set, never used to choose an epoch.
+    config = (TrainConfig.read(args.config) if args.config else TrainConfig()).with_overrides(
+        {"keep_best": False, "threads": 2, **{k: v for k, v in given.items() if v is not None}}
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tracks = load_manifest(args.manifest)
@@ -87,14 +94,7 @@ def main() -> None:
         timings["baseline"].append(time.time() - t0)
 
         for arch in methods[1:]:
-            cfg = TrainConfig(
-                arch=arch,
-                epochs=args.epochs,
-                seed=args.seed + f,
-                keep_best=False,
-                threads=2,
-                class_balance=args.class_balance,
-            )
+            cfg = dataclasses.replace(config, arch=arch, seed=args.seed + f)
             valid_w = eight.subset(valid_idx)
             result = fit(train_w, valid_w, cfg, log=lambda s, a=arch: print(f"  {a} {s}", flush=True))
             device = next(result.model.parameters()).device
@@ -106,8 +106,13 @@ def main() -> None:
             timings[arch].append(result.seconds)
             curves[arch].append(result.history)
 
-    config = TrainConfig(epochs=args.epochs, keep_best=False, class_balance=args.class_balance).to_dict()
-    report = {"folds": args.folds, "epochs": args.epochs, "seed": args.seed, "config": config, "methods": {}}
+    report = {
+        "folds": args.folds,
+        "epochs": config.epochs,
+        "seed": args.seed,
+        "config": config.to_dict(),
+        "methods": {},
+    }
     for m in methods:
         idx = sorted(preds[m])
         metrics = metrics_from_probs(

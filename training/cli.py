@@ -287,7 +287,7 @@ def evaluate(model, data, out_dir, max_windows, workers) -> None:
 @main.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
-@click.option("--name", default="genreclass", show_default=True)
+@click.option("--name", help="Model name [the one in the checkpoint's settings].")
 @click.option("--version", "version", default=None, help="Version string [checkpoint's date].")
 def export(checkpoint, out_file, name, version) -> None:
     """Export a training CHECKPOINT (best.pt) to a self-describing .onnx, checked against torch.
@@ -297,7 +297,7 @@ def export(checkpoint, out_file, name, version) -> None:
     import torch
 
     from training.checkpoint import load_checkpoint
-    from training.export import ExportError, export_onnx
+    from training.export import export_onnx
 
     model, ck = load_checkpoint(checkpoint)
     parity_file = Path(checkpoint).with_name("parity_windows.pt")
@@ -306,17 +306,17 @@ def export(checkpoint, out_file, name, version) -> None:
     windows = torch.load(parity_file, weights_only=True)["windows"].numpy()
     metrics_file = Path(checkpoint).with_name("metrics.json")
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    info = ModelInfo(
-        name=name,
-        version=version or version_stamp(Path(checkpoint).stat().st_mtime),
-        labels=tuple(ck["labels"]),
-        frontend=FrontendConfig.from_dict(ck["frontend"]),
-        training={**ck.get("training_data", {}), "arch": ck["model_config"]["arch"], "config": ck["train_config"]},
-        metrics=_card_metrics(metrics),
-    )
     try:
+        info = ModelInfo(
+            name=name or TrainConfig.from_dict(ck["train_config"], str(checkpoint)).name,
+            version=version or version_stamp(Path(checkpoint).stat().st_mtime),
+            labels=tuple(ck["labels"]),
+            frontend=FrontendConfig.from_dict(ck["frontend"]),
+            training={**ck.get("training_data", {}), "arch": ck["model_config"]["arch"], "config": ck["train_config"]},
+            metrics=_card_metrics(metrics),
+        )
         result = export_onnx(model, info, out_file, windows)
-    except ExportError as exc:
+    except TrainingError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {out_file}: {info.model_id}, parity max abs diff {result['max_abs_diff']:.1e}")
 

@@ -178,7 +178,8 @@ def test_cli_fit_evaluate_export(genre_folder, tmp_path):
     assert metrics["n_tracks"] == 24 and set(metrics) >= {"track_accuracy", "per_class", "confusion", "macro_f1"}
     res = runner.invoke(cli, ["export", str(out / "best.pt"), "--out", str(tmp_path / "again.onnx")])
     assert res.exit_code == 0, res.output
-    assert Classifier(tmp_path / "again.onnx").info.labels == ("Clicks", "Noise", "Tone")
+    again = Classifier(tmp_path / "again.onnx").info
+    assert again.labels == ("Clicks", "Noise", "Tone") and again.name == "genreclass-fast"  # the run's name
 
 
 def test_cli_errors_are_clear(tmp_path, genre_folder):
