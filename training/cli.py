@@ -233,7 +233,10 @@ def head(data, recipe_path, out_file, cache, cv_report, cv_row, workers) -> None
             raise click.UsageError(f"{cv_report} has no row {cv_row!r}; it has {sorted(report.get('rows', {}))}")
         metrics = {"protocol": f"{report['folds']}-fold group cross-validation ({cv_row})"}
         metrics |= _card_metrics(report["rows"][cv_row])
-    parity = build(recipe, tracks, out_file, cache, metrics, workers, click.echo)
+    try:
+        parity = build(recipe, tracks, out_file, cache, metrics, workers, click.echo)
+    except TrainingError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(
         f"wrote {out_file} ({time.time() - started:.0f} s, peak RSS {_peak_rss_mb():.0f} MB, "
         f"parity {parity['max_abs_diff']:.1e})"
