@@ -131,7 +131,7 @@ def _fit(config: TrainConfig, data, out: Path, init, workers: int, cache, resume
     tracks = _load_all(data)
     counts = Counter(t.label for t in tracks)
     try:
-        tracks, labels = select_labels(tracks, min_tracks=config.min_tracks, drop_rare=False)
+        tracks, labels = select_labels(tracks, None, config.min_tracks, drop_rare=False)
     except NotEnoughData as exc:
         raise click.UsageError(str(exc)) from None
     if config.valid_fraction > 0:

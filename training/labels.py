@@ -84,7 +84,7 @@ def read_aliases(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def select_labels(
-    tracks: Sequence[Track], vocabulary: Sequence[str] | None = None, min_tracks: int = 10, drop_rare: bool = True
+    tracks: Sequence[Track], vocabulary: Sequence[str] | None, min_tracks: int, drop_rare: bool = True
 ) -> tuple[list[Track], list[str]]:
     """The tracks a model learns from and its labels (sorted, or in `vocabulary`'s order).
 

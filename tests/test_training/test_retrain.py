@@ -69,14 +69,14 @@ def _tracks(spec: dict[str, list[str]]) -> list[Track]:
 
 def test_labels_are_kept_by_count_or_vocabulary_and_shortfalls_named():
     tracks = _tracks({"Rock": ["a"] * 12, "Jazz": ["b"] * 10, "Polka": ["c"] * 3})
-    kept, labels = select_labels(tracks, min_tracks=10)
+    kept, labels = select_labels(tracks, None, 10)
     assert labels == ["Jazz", "Rock"] and len(kept) == 22
-    kept, labels = select_labels(tracks, vocabulary=["rock", "POLKA"])
+    kept, labels = select_labels(tracks, ["rock", "POLKA"], 10)
     assert labels == ["rock", "POLKA"] and {t.label for t in kept} == {"rock", "POLKA"}
     with pytest.raises(NotEnoughData, match=r"Polka 3 \(needs 17 more\)"):
-        select_labels(tracks, min_tracks=20)
+        select_labels(tracks, None, 20)
     with pytest.raises(NotEnoughData, match=r"short: Blues \(0\)"):
-        select_labels(tracks, vocabulary=["Rock", "Blues"])
+        select_labels(tracks, ["Rock", "Blues"], 10)
 
 
 def test_split_by_artist_keeps_artists_whole():
