@@ -21,22 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_model import FrontendConfig
+from genre_model import FrontendConfig, vote
+from training.config import TrainConfig
 from training.datasets import load_manifest
 from training.evaluate import metrics_from_probs, write_metrics
 from training.features import FeatureCache, file_digest
 from training.splits import check_disjoint, pool_cv_fold_indices, pool_cv_folds
-from training.train import TrainConfig, fit, track_probabilities
-from training.windows import TrackWindows, prepare
+from training.train import fit, track_probabilities
+from training.windows import InferenceWindows, TrackWindows, inference_windows, prepare
 
 
-def mel_stats(data: TrackWindows, max_windows: int) -> np.ndarray:
+def mel_stats(data: InferenceWindows) -> np.ndarray:
     """Baseline features: per-band mean and std over a track's inference windows, (n_tracks, 2*n_mels)."""
-    out = []
-    for i in range(len(data)):
-        w = data.eval_windows(i, max_windows)
-        out.append(np.concatenate([w.mean(axis=(0, 2)), w.std(axis=(0, 2))]))
-    return np.stack(out)
+    return np.stack([np.concatenate([w.mean(axis=(0, 2)), w.std(axis=(0, 2))]) for w in data.windows])
 
 
 def main() -> None:
@@ -45,13 +42,19 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache", default="runs/feature-cache")
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--config", help="recipe (recipes/*.json) for the networks' settings [TrainConfig's defaults]")
+    ap.add_argument("--epochs", type=int, help="over the recipe")
     ap.add_argument("--archs", default="cnn,crnn")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--class-balance", type=float, default=1.0, help="see TrainConfig.class_balance")
+    ap.add_argument("--seed", type=int, default=0, help="folds' seed; fold f trains with seed + f")
+    ap.add_argument("--class-balance", type=float, help="over the recipe; see TrainConfig.class_balance")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
 
+    given = {"epochs": args.epochs, "class_balance": args.class_balance}
+    # A fixed number of epochs: the validation fold is the test set, never used to choose an epoch.
+    config = (TrainConfig.read(args.config) if args.config else TrainConfig()).with_overrides(
+        {"keep_best": False, "threads": 2, **{k: v for k, v in given.items() if v is not None}}
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tracks = load_manifest(args.manifest)
@@ -59,6 +62,11 @@ def main() -> None:
     cache = FeatureCache(args.cache, FrontendConfig())
     digests: dict[str, str] = {}
     prepare(tracks, labels, cache, digests, workers=args.workers)
+    # What the plugin analyses in each clip: 8 windows (its default), and every whole window.
+    eight, failures = inference_windows(tracks, labels, cache, digests, 8, args.workers)
+    every, more = inference_windows(tracks, labels, cache, digests, None, args.workers)
+    if failures or more:
+        raise SystemExit(f"undecodable clips: {sorted({**failures, **more})}")
     folds = pool_cv_folds(tracks, args.folds, args.seed)
     methods = ["baseline", *args.archs.split(",")]
     preds: dict[str, dict[int, np.ndarray]] = {m: {} for m in methods}
@@ -70,7 +78,6 @@ def main() -> None:
         train_t, valid_t = [tracks[i] for i in train_idx], [tracks[i] for i in valid_idx]
         check_disjoint(train_t, valid_t, lambda p: digests.get(p) or file_digest(p))
         train_w = TrackWindows(train_t, [digests[t.path] for t in train_t], cache, labels)
-        valid_w = TrackWindows(valid_t, [digests[t.path] for t in valid_t], cache, labels)
         print(f"fold {f}: {len(train_t)} train, {len(valid_t)} valid tracks", flush=True)
 
         from sklearn.linear_model import LogisticRegression
@@ -79,35 +86,33 @@ def main() -> None:
 
         t0 = time.time()
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, class_weight="balanced", max_iter=3000))
-        clf.fit(mel_stats(train_w, 8), train_w.targets)
+        clf.fit(mel_stats(eight.subset(train_idx)), train_w.targets)
         proba = np.zeros((len(valid_t), len(labels)))
-        proba[:, clf.classes_] = clf.predict_proba(mel_stats(valid_w, 8))
+        proba[:, clf.classes_] = clf.predict_proba(mel_stats(eight.subset(valid_idx)))
         for i, p in zip(valid_idx, proba):
             preds["baseline"][i] = p[None, :]
         timings["baseline"].append(time.time() - t0)
 
         for arch in methods[1:]:
-            cfg = TrainConfig(
-                arch=arch,
-                epochs=args.epochs,
-                seed=args.seed + f,
-                keep_best=False,
-                threads=2,
-                class_balance=args.class_balance,
-            )
+            cfg = dataclasses.replace(config, arch=arch, seed=args.seed + f)
+            valid_w = eight.subset(valid_idx)
             result = fit(train_w, valid_w, cfg, log=lambda s, a=arch: print(f"  {a} {s}", flush=True))
             device = next(result.model.parameters()).device
-            probs = track_probabilities(result.model, valid_w, device, 8)
-            for i, p in zip(valid_idx, probs):
+            for i, p in zip(valid_idx, track_probabilities(result.model, valid_w.windows, device)):
                 preds[arch][i] = p
             # The same model over every whole window of each clip: what max_windows=8 costs.
-            for i, p in zip(valid_idx, track_probabilities(result.model, valid_w, device, None)):
+            for i, p in zip(valid_idx, track_probabilities(result.model, every.subset(valid_idx).windows, device)):
                 preds_all[arch][i] = p
             timings[arch].append(result.seconds)
             curves[arch].append(result.history)
 
-    config = dataclasses.asdict(TrainConfig(epochs=args.epochs, keep_best=False, class_balance=args.class_balance))
-    report = {"folds": args.folds, "epochs": args.epochs, "seed": args.seed, "config": config, "methods": {}}
+    report = {
+        "folds": args.folds,
+        "epochs": config.epochs,
+        "seed": args.seed,
+        "config": config.to_dict(),
+        "methods": {},
+    }
     for m in methods:
         idx = sorted(preds[m])
         metrics = metrics_from_probs(
@@ -122,9 +127,9 @@ def main() -> None:
             writer = csv.writer(f)
             writer.writerow(["path", "label", "source", "fold", "predicted", "confidence"])
             for i in idx:
-                mean = preds[m][i].mean(axis=0)
+                verdict = vote(preds[m][i], labels)
                 t = tracks[i]
-                writer.writerow([t.path, t.label, t.source, folds[i], labels[int(mean.argmax())], f"{mean.max():.4f}"])
+                writer.writerow([t.path, t.label, t.source, folds[i], verdict.top, f"{verdict.confidence:.4f}"])
         report["methods"][m] = metrics
         if curves[m]:
             (out / m / "curves.json").write_text(json.dumps(curves[m]))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from training.config import TrainConfig  # noqa: E402
 from training.datasets import load_manifest  # noqa: E402
 from training.retrain import RetrainOptions, retrain  # noqa: E402
 from training.splits import group_kfold  # noqa: E402
@@ -48,7 +49,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--sizes", default="10,25,50", help="tracks per genre to train on")
     ap.add_argument("--folds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     ap.add_argument("--cache", default="runs/feature-cache")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(

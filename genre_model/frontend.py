@@ -6,6 +6,11 @@ file, so a model always sees features computed exactly as during its training.
 The STFT is *not* centred (no padding at the edges): the frames of a window starting at
 sample ``k * hop_length`` of a track are then identical to frames ``k ..`` of the whole
 track's spectrogram, which lets training cut random windows from one cached spectrogram.
+
+Written in numpy on purpose rather than with librosa or torch.stft: every decoding worker
+imports this module, and numpy alone keeps their start-up cheap (librosa brings numba and
+scipy; torch is no part of the runtime). The tests check it against
+``librosa.feature.melspectrogram``.
 """
 
 from __future__ import annotations

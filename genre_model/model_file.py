@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from typing import Any
 
 from genre_model.errors import ModelError
@@ -24,6 +25,12 @@ from genre_model.frontend import FrontendConfig
 
 METADATA_KEY = "genreclass"
 FORMAT_VERSION = 1
+
+
+def version_stamp(seconds: float | None = None) -> str:
+    """A new model's `ModelInfo.version`: the local time it was made (`seconds` since the epoch,
+    default now) as ``YYYYmmdd-HHMMSS``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(seconds))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,24 +7,9 @@ quality); SpecAugment masks and mixup regularise a small dataset.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
-
-@dataclasses.dataclass
-class AugmentConfig:
-    """gain_db: +/- range of a random level change. tilt_db: +/- range of a linear tilt across
-    bands (dB from lowest to highest band). freq_masks/time_masks: SpecAugment mask counts, each
-    up to max_freq_mask bands / max_time_mask frames wide. mixup_alpha: Beta(a, a) mixing, 0 = off."""
-
-    gain_db: float = 6.0
-    tilt_db: float = 6.0
-    freq_masks: int = 2
-    max_freq_mask: int = 8
-    time_masks: int = 2
-    max_time_mask: int = 12
-    mixup_alpha: float = 0.3
+from training.config import AugmentConfig
 
 
 def augment(
@@ -57,6 +42,7 @@ def augment(
             x = torch.where(mask, fill, x)
     soft = torch.nn.functional.one_hot(y, n_labels).float()
     if cfg.mixup_alpha > 0:
+        # The Beta draw takes no generator: it uses torch's global one, which a checkpoint saves too.
         lam = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample((b,)).to(dev)
         lam = torch.maximum(lam, 1 - lam)  # the first example stays dominant
         perm = torch.randperm(b, generator=gen).to(dev)

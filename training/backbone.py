@@ -22,6 +22,7 @@ from genre_model.model_file import METADATA_KEY
 from training.errors import BackboneError
 from training.labels import shared_label_indices
 from training.models import BACKBONE_PREFIXES, ModelConfig, build_model
+from training.onnx_metadata import read_info
 
 __all__ = ["BackboneError", "read_backbone", "transplant_head"]
 
@@ -44,10 +45,9 @@ def read_backbone(path: str | os.PathLike[str]) -> tuple[ModelInfo, ModelConfig,
     reason when the file cannot be used.
     """
     proto = onnx.load(str(path))
-    meta = {p.key: p.value for p in proto.metadata_props}
-    if METADATA_KEY not in meta:
+    info = read_info(proto, str(path))
+    if info is None:
         raise BackboneError(f"{path}: not a genreclass model (no '{METADATA_KEY}' metadata)")
-    info = ModelInfo.from_json(meta[METADATA_KEY], str(path))
     if "model_config" not in info.training:
         raise BackboneError(f"{path}: its metadata has no 'model_config'; re-export it with this version's training")
     config = ModelConfig(**info.training["model_config"])

@@ -5,20 +5,22 @@ DATA is a folder (ROOT/<Genre>/files), gtzan:PATH, fma:AUDIO_DIR:TRACKS_CSV, or 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections import Counter
 from pathlib import Path
 
 import click
-import numpy as np
 
 from genre_model import FrontendConfig, ModelInfo
-from training.datasets import DatasetError, Track, load_data
+from genre_model.model_file import version_stamp
+from training.config import TrainConfig, parse_assignment
+from training.datasets import Track, load_data
+from training.errors import ConfigError, DatasetError, NotEnoughData, SplitLeakError, TrainingError
 from training.features import FeatureCache, file_digest
-from training.splits import SplitLeakError, check_disjoint, group_holdout
-from training.windows import prepare
+from training.labels import select_labels
+from training.splits import check_disjoint, group_holdout
+from training.windows import inference_windows, prepare
 
 
 def _load_all(specs: tuple[str, ...]) -> list[Track]:
@@ -59,73 +61,81 @@ def main() -> None:
     """
 
 
+# TrainConfig's defaults, shown in the flags' help: the flags themselves default to "not given",
+# so a recipe's value stands unless a flag is given.
+_DEFAULTS = TrainConfig()
+# Flags for the settings most often changed; --set reaches every other one.
+_FLAGS = ("arch", "epochs", "device", "valid_fraction", "min_tracks", "seed", "class_balance", "name")
+
+
+def _config(recipe: str | None, assignments: tuple[str, ...], flags: dict) -> TrainConfig:
+    """The run's settings: TrainConfig's defaults, then the recipe, then --set, then the flags."""
+    overrides = dict(parse_assignment(a) for a in assignments)
+    overrides |= {key: value for key, value in flags.items() if value is not None}
+    return (TrainConfig.read(recipe) if recipe else TrainConfig()).with_overrides(overrides)
+
+
 @main.command()
 @click.argument("data", nargs=-1, required=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the run's outputs.")
-@click.option("--arch", type=click.Choice(["cnn", "crnn"]), default="cnn", show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--config", "recipe", type=click.Path(exists=True, dir_okay=False),
+              help="Recipe file (e.g. recipes/fast.json, or a run's config.json): settings over the defaults.")  # fmt: skip
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Any setting of TrainConfig over the recipe, e.g. --set lr=0.001 --set augment.mixup_alpha=0.")  # fmt: skip
+@click.option("--arch", type=click.Choice(["cnn", "crnn"]), help=f"Network [{_DEFAULTS.arch}].")
+@click.option("--epochs", type=int, help=f"Epochs [{_DEFAULTS.epochs}].")
+@click.option("--device", help=f"auto, cpu, cuda or cuda:N [{_DEFAULTS.device}].")
+@click.option("--valid-fraction", type=float,
+              help=f"Share of groups held out for validation when the data has no split; 0 trains on everything for the epochs [{_DEFAULTS.valid_fraction}].")  # fmt: skip
+@click.option("--min-tracks", type=int, help=f"Fewest tracks a label may have [{_DEFAULTS.min_tracks}].")
+@click.option("--seed", type=int, help=f"Seeds Python, numpy and torch [{_DEFAULTS.seed}].")
+@click.option("--class-balance", type=float,
+              help=f"1: every label sampled equally often; 0: as often as in the data; between: counts^(1-x) [{_DEFAULTS.class_balance}].")  # fmt: skip
+@click.option("--name", help=f"Model name stored in the exported file [{_DEFAULTS.name}].")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), help="Checkpoint (.pt) to start from.")
-@click.option("--valid-fraction", type=click.FloatRange(0, 0.5), default=0.2, show_default=True,
-              help="Share of groups held out for validation when the data has no split; 0 trains on everything for --epochs.")  # fmt: skip
-@click.option(
-    "--min-tracks", type=click.IntRange(1), default=5, show_default=True, help="Fewest tracks a label may have."
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--class-balance", type=click.FloatRange(0, 1), default=1.0, show_default=True,
-              help="1: every label sampled equally often; 0: as often as in the data; between: counts^(1-x).")  # fmt: skip
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes computing features.")
 @click.option(
     "--cache", type=click.Path(file_okay=False), default=None, help="Feature cache folder [OUT/../feature-cache]."
 )
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT.")
-@click.option("--name", default="genreclass", show_default=True, help="Model name stored in the exported file.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT (with the same settings).")
 @click.option("--cv-report", type=click.Path(exists=True, dir_okay=False),
-              help="cv_report.json of benchmarks/cross_validate.py: its figures for --arch become the model's metrics.")  # fmt: skip
-def fit(
-    data,
-    out_dir,
-    arch,
-    epochs,
-    device,
-    init,
-    valid_fraction,
-    min_tracks,
-    seed,
-    class_balance,
-    workers,
-    cache,
-    resume,
-    name,
-    cv_report,
-) -> None:
-    """Train a model on DATA and export OUT/model.onnx.
+              help="cv_report.json of benchmarks/cross_validate.py: its figures for the arch become the model's metrics.")  # fmt: skip
+def fit(data, out_dir, recipe, assignments, init, workers, cache, resume, cv_report, **flags) -> None:
+    """Train a model on DATA and export OUT/model.onnx; OUT/config.json holds the settings used.
 
-    Splits are made on tracks by group (artist, or the dataset's own split) before any window is
-    cut; a split with a group or a file on both sides is refused.
+    Settings: TrainConfig's defaults, overridden by a --config recipe, then by --set and the
+    flags. Splits are made on tracks by group (artist, or the dataset's own split) before any
+    window is cut; a split with a group or a file on both sides is refused.
     """
+    try:
+        config = _config(recipe, assignments, {key: flags[key] for key in _FLAGS})
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        _fit(config, data, Path(out_dir), init, workers, cache, resume, cv_report)
+    except TrainingError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _fit(config: TrainConfig, data, out: Path, init, workers: int, cache, resume: bool, cv_report) -> None:
     import torch
 
+    from training.checkpoint import load_checkpoint
     from training.evaluate import metrics_from_probs, plot_history, write_metrics
     from training.export import export_onnx
-    from training.train import TrainConfig, load_checkpoint, track_probabilities
     from training.train import fit as run_fit
+    from training.train import resolve_device, track_probabilities
 
     started = time.time()
-    out = Path(out_dir)
+    resolve_device(config.device)  # an unusable device fails now, not after the features are computed
     tracks = _load_all(data)
     counts = Counter(t.label for t in tracks)
-    rare = {label: n for label, n in counts.items() if n < min_tracks}
-    if rare:
-        listing = ", ".join(f"{label} ({n})" for label, n in sorted(rare.items()))
-        raise click.UsageError(
-            f"labels with fewer than --min-tracks {min_tracks} tracks: {listing}; add tracks or remove them"
-        )
-    if len(counts) < 2:
-        raise click.UsageError(f"need at least two labels, found {sorted(counts)}")
-    labels = sorted(counts)
-    if valid_fraction > 0:
-        train_t, valid_t = group_holdout(tracks, valid_fraction, seed)
+    try:
+        tracks, labels = select_labels(tracks, None, config.min_tracks, drop_rare=False)
+    except NotEnoughData as exc:
+        raise click.UsageError(str(exc)) from None
+    if config.valid_fraction > 0:
+        train_t, valid_t = group_holdout(tracks, config.valid_fraction, config.seed)
     else:
         train_t, valid_t = tracks, []
     digests: dict[str, str] = {}
@@ -139,47 +149,47 @@ def fit(
     click.echo(f"split: {len(train_t)} train, {len(valid_t)} valid tracks")
     fcache = FeatureCache(cache or out.parent / "feature-cache", FrontendConfig())
     train_w, _ = prepare(train_t, labels, fcache, digests, workers, click.echo)
-    valid_w = prepare(valid_t, labels, fcache, digests, workers, click.echo)[0] if valid_t else None
-    config = TrainConfig(arch=arch, epochs=epochs, device=device, seed=seed, class_balance=class_balance)
+    valid_w = None
+    if valid_t:
+        valid_w = inference_windows(valid_t, labels, fcache, digests, config.eval_windows, workers, click.echo)[0]
     init_state = load_checkpoint(init)[1]["state_dict"] if init else None
     result = run_fit(train_w, valid_w, config, out, log=click.echo, init_state=init_state, resume=resume)
     plot_history(result.history, out / "learning_curves.png")
     device_t = next(result.model.parameters()).device
     metrics: dict = {}
     if valid_w is not None:
-        probs = track_probabilities(result.model, valid_w, device_t, config.eval_windows)
+        probs = track_probabilities(result.model, valid_w.windows, device_t)
         metrics = metrics_from_probs(
             probs, [t.label for t in valid_w.tracks], labels, [t.source for t in valid_w.tracks]
         )
-        write_metrics(metrics, out, title=f"{arch}, validation")
+        write_metrics(metrics, out, title=f"{config.arch}, validation")
         click.echo(
             f"validation: track accuracy {metrics['track_accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}"
         )
     if cv_report:
         report = json.loads(Path(cv_report).read_text())
-        if arch not in report.get("methods", {}):
-            raise click.UsageError(f"{cv_report} has no results for --arch {arch}")
-        cv = report["methods"][arch]
+        if config.arch not in report.get("methods", {}):
+            raise click.UsageError(f"{cv_report} has no results for arch {config.arch}")
+        cv = report["methods"][config.arch]
         metrics = {"protocol": f"{report['folds']}-fold group cross-validation, {report['epochs']} epochs"}
         metrics |= _card_metrics(cv)
-    source = valid_w if valid_w is not None else train_w
-    parity = np.concatenate([source.eval_windows(i, 2) for i in range(min(8, len(source)))])
+    parity = train_w.parity_windows(16)
     with torch.no_grad():
         torch.save({"windows": torch.from_numpy(parity)}, out / "parity_windows.pt")
     info = ModelInfo(
-        name=name,
-        version=time.strftime("%Y%m%d-%H%M%S"),
+        name=config.name,
+        version=version_stamp(),
         labels=tuple(labels),
         frontend=fcache.frontend,
         training={
-            "arch": arch,
+            "arch": config.arch,
             "epochs_run": len(result.history),
             "best_epoch": result.best_epoch,
             "n_train_tracks": len(train_w),
             "n_valid_tracks": len(valid_w) if valid_w is not None else 0,
             "label_counts": dict(counts),
             "sources": sorted({t.source for t in tracks}),
-            "config": dataclasses.asdict(config),
+            "config": config.to_dict(),
         },
         metrics=_card_metrics(metrics),
     )
@@ -213,7 +223,7 @@ def head(data, recipe_path, out_file, cache, cv_report, cv_row, workers) -> None
     started = time.time()
     try:
         recipe = Recipe.read(recipe_path)
-    except ValueError as exc:
+    except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     tracks = _load_all(data)
     metrics: dict = {}
@@ -223,7 +233,10 @@ def head(data, recipe_path, out_file, cache, cv_report, cv_row, workers) -> None
             raise click.UsageError(f"{cv_report} has no row {cv_row!r}; it has {sorted(report.get('rows', {}))}")
         metrics = {"protocol": f"{report['folds']}-fold group cross-validation ({cv_row})"}
         metrics |= _card_metrics(report["rows"][cv_row])
-    parity = build(recipe, tracks, out_file, cache, metrics, workers, click.echo)
+    try:
+        parity = build(recipe, tracks, out_file, cache, metrics, workers, click.echo)
+    except TrainingError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(
         f"wrote {out_file} ({time.time() - started:.0f} s, peak RSS {_peak_rss_mb():.0f} MB, "
         f"parity {parity['max_abs_diff']:.1e})"
@@ -277,7 +290,7 @@ def evaluate(model, data, out_dir, max_windows, workers) -> None:
 @main.command()
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
-@click.option("--name", default="genreclass", show_default=True)
+@click.option("--name", help="Model name [the one in the checkpoint's settings].")
 @click.option("--version", "version", default=None, help="Version string [checkpoint's date].")
 def export(checkpoint, out_file, name, version) -> None:
     """Export a training CHECKPOINT (best.pt) to a self-describing .onnx, checked against torch.
@@ -286,8 +299,8 @@ def export(checkpoint, out_file, name, version) -> None:
     """
     import torch
 
-    from training.export import ExportError, export_onnx
-    from training.train import load_checkpoint
+    from training.checkpoint import load_checkpoint
+    from training.export import export_onnx
 
     model, ck = load_checkpoint(checkpoint)
     parity_file = Path(checkpoint).with_name("parity_windows.pt")
@@ -296,17 +309,17 @@ def export(checkpoint, out_file, name, version) -> None:
     windows = torch.load(parity_file, weights_only=True)["windows"].numpy()
     metrics_file = Path(checkpoint).with_name("metrics.json")
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    info = ModelInfo(
-        name=name,
-        version=version or time.strftime("%Y%m%d-%H%M%S", time.localtime(Path(checkpoint).stat().st_mtime)),
-        labels=tuple(ck["labels"]),
-        frontend=FrontendConfig.from_dict(ck["frontend"]),
-        training={**ck.get("training_data", {}), "arch": ck["model_config"]["arch"], "config": ck["train_config"]},
-        metrics=_card_metrics(metrics),
-    )
     try:
+        info = ModelInfo(
+            name=name or TrainConfig.from_dict(ck["train_config"], str(checkpoint)).name,
+            version=version or version_stamp(Path(checkpoint).stat().st_mtime),
+            labels=tuple(ck["labels"]),
+            frontend=FrontendConfig.from_dict(ck["frontend"]),
+            training={**ck.get("training_data", {}), "arch": ck["model_config"]["arch"], "config": ck["train_config"]},
+            metrics=_card_metrics(metrics),
+        )
         result = export_onnx(model, info, out_file, windows)
-    except ExportError as exc:
+    except TrainingError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {out_file}: {info.model_id}, parity max abs diff {result['max_abs_diff']:.1e}")
 

@@ -14,13 +14,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from training.errors import DatasetError
 from training.labels import canonical_genre, genre_key
 
 AUDIO_EXTENSIONS = (".mp3", ".flac", ".ogg", ".opus", ".wav", ".aif", ".aiff", ".m4a", ".au", ".wma")
-
-
-class DatasetError(Exception):
-    """A dataset cannot be read: wrong path, bad format, or no usable tracks."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Metrics of a genre model on labelled tracks, and their plots.
 
-`track_metrics` is pure numpy so it can be checked on cases with a known answer.
+`track_metrics` is checked on cases with a known answer.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from genre_model import vote
+
 
 def track_metrics(
     true: Sequence[str],
@@ -22,33 +24,36 @@ def track_metrics(
     window_total: int | None = None,
     n_skipped: int = 0,
 ) -> dict[str, Any]:
-    """Track-level metrics, as written to ``metrics.json``.
+    """Track-level metrics, as written to ``metrics.json`` (computed with `sklearn.metrics`).
 
     true, predicted: one label per evaluated track. labels: the model's labels (row and column
     order of `confusion`). window_correct/window_total: counts for `window_accuracy`.
     Balanced accuracy and macro-F1 average over labels that have true tracks.
     """
-    index = {label: i for i, label in enumerate(labels)}
-    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    for t, p in zip(true, predicted):
-        confusion[index[t], index[p]] += 1
-    support = confusion.sum(axis=1)
-    predicted_count = confusion.sum(axis=0)
-    tp = np.diag(confusion)
-    precision = np.divide(tp, predicted_count, out=np.zeros(len(labels)), where=predicted_count > 0)
-    recall = np.divide(tp, support, out=np.zeros(len(labels)), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(len(labels)), where=denom > 0)
-    present = support > 0
-    n = int(confusion.sum())
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    labels = list(labels)
+    n = len(true)
+    confusion = confusion_matrix(true, predicted, labels=labels) if n else np.zeros((len(labels),) * 2, np.int64)
+    precision, recall, f1, support = (
+        precision_recall_fscore_support(true, predicted, labels=labels, zero_division=0)
+        if n
+        else [np.zeros(len(labels))] * 4
+    )
+    present = [label for label, k in zip(labels, support) if k > 0]
+    _, balanced, macro_f1, _ = (
+        precision_recall_fscore_support(true, predicted, labels=present, average="macro", zero_division=0)
+        if present
+        else (0.0, 0.0, 0.0, None)
+    )
     return {
-        "track_accuracy": float(tp.sum() / n) if n else 0.0,
+        "track_accuracy": float(np.trace(confusion) / n) if n else 0.0,
         "window_accuracy": float(window_correct / window_total) if window_total else None,
-        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "balanced_accuracy": float(balanced),
+        "macro_f1": float(macro_f1),
         "n_tracks": n,
         "n_skipped": int(n_skipped),
-        "labels": list(labels),
+        "labels": labels,
         "per_class": {
             label: {
                 "precision": float(precision[i]),
@@ -65,13 +70,13 @@ def track_metrics(
 def metrics_from_probs(
     track_probs: Sequence[np.ndarray], true: Sequence[str], labels: Sequence[str], sources: Sequence[str] | None = None
 ) -> dict[str, Any]:
-    """Metrics from per-track window probabilities (each (n_windows, n_labels)), mean vote.
+    """Metrics from per-track window probabilities (each (n_windows, n_labels)), tracks judged by `vote`.
 
     Tracks whose true label is not in `labels` are skipped and counted in ``n_skipped``.
     With `sources`, a ``per_source`` breakdown is added.
     """
     known = [i for i, t in enumerate(true) if t in labels]
-    preds = [labels[int(track_probs[i].mean(axis=0).argmax())] for i in known]
+    preds = [vote(track_probs[i], labels).top for i in known]
     truths = [true[i] for i in known]
     win_correct = sum(int((track_probs[i].argmax(axis=1) == labels.index(true[i])).sum()) for i in known)
     win_total = sum(track_probs[i].shape[0] for i in known)
@@ -101,16 +106,17 @@ def plot_confusion(confusion: np.ndarray, labels: Sequence[str], path: str | os.
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
 
     rows = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
     fig, ax = plt.subplots(figsize=(max(5.0, 1 + 0.6 * len(labels)), max(3.5, 0.8 + 0.55 * len(labels))))
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for (i, j), n in np.ndenumerate(confusion):
-        if n:
-            ax.text(j, i, str(n), ha="center", va="center", fontsize=8, color="white" if share[i, j] > 0.6 else "black")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
+    shown = ConfusionMatrixDisplay(share, display_labels=list(labels)).plot(
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45, im_kw={"vmin": 0, "vmax": 1}
+    )
+    for (i, j), n in np.ndenumerate(confusion):  # colour by the row's share, write the count
+        shown.text_[i, j].set_text(str(n) if n else "")
+        shown.text_[i, j].set_fontsize(8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)

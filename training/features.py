@@ -27,11 +27,8 @@ MAX_SECONDS = 120.0
 
 def file_digest(path: str | os.PathLike[str]) -> str:
     """SHA-1 of the file's bytes (hex); the cache key and the split leak check use it."""
-    h = hashlib.sha1()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha1").hexdigest()
 
 
 def frontend_digest(frontend: FrontendConfig) -> str:

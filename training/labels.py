@@ -1,13 +1,21 @@
-"""Canonical genre names: free-form tag strings -> one vocabulary.
+"""Canonical genre names: free-form tag strings -> one vocabulary; and which labels a model learns.
 
 "hip hop", "HipHop", "rap" all become "Hip-Hop"; case and punctuation never split a genre.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from training.errors import ConfigError, NotEnoughData
+
+if TYPE_CHECKING:  # training.datasets imports this module
+    from training.datasets import Track
 
 # Keys are normalised with `genre_key`; values are the canonical spelling.
 DEFAULT_ALIASES: dict[str, str] = {
@@ -61,7 +69,7 @@ def shared_label_indices(new_labels: Sequence[str], old_labels: Sequence[str]) -
 def read_aliases(path: str | os.PathLike[str]) -> dict[str, str]:
     """An alias file: a YAML mapping of spellings to canonical genres (``hip hop: Hip-Hop``).
 
-    Raises ValueError saying what is wrong with the file.
+    Raises `ConfigError` (a ValueError) saying what is wrong with the file.
     """
     import yaml
 
@@ -69,7 +77,47 @@ def read_aliases(path: str | os.PathLike[str]) -> dict[str, str]:
         with open(path, encoding="utf-8") as f:
             aliases = yaml.safe_load(f) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read the alias file {path}: {exc}") from None
+        raise ConfigError(f"cannot read the alias file {path}: {exc}") from None
     if not isinstance(aliases, dict) or not all(isinstance(v, str) for v in aliases.values()):
-        raise ValueError(f"the alias file {path} must map spellings to genre names, e.g. 'hip hop: Hip-Hop'")
+        raise ConfigError(f"the alias file {path} must map spellings to genre names, e.g. 'hip hop: Hip-Hop'")
     return {str(k): v for k, v in aliases.items()}
+
+
+def select_labels(
+    tracks: Sequence[Track], vocabulary: Sequence[str] | None, min_tracks: int, drop_rare: bool = True
+) -> tuple[list[Track], list[str]]:
+    """The tracks a model learns from and its labels (sorted, or in `vocabulary`'s order).
+
+    vocabulary: the labels to learn; names match up to case and punctuation and give the
+    spelling, and each needs at least 2 tracks (one to train, one to check). Without it, the
+    labels with at least `min_tracks` tracks; the others are left out (`drop_rare`) or, when
+    not, refused. Raises `NotEnoughData` naming the labels that fall short.
+    """
+    counts = Counter(t.label for t in tracks)
+    if vocabulary:
+        spelling = {genre_key(v): v for v in vocabulary}
+        kept = [
+            dataclasses.replace(t, label=spelling[genre_key(t.label)]) for t in tracks if genre_key(t.label) in spelling
+        ]
+        have = Counter(t.label for t in kept)
+        short = [v for v in vocabulary if have[v] < 2]
+        if short:
+            listing = ", ".join(f"{v} ({have[v]})" for v in short)
+            raise NotEnoughData(
+                f"every vocabulary genre needs at least 2 tracks (one to train, one to check); short: {listing}"
+            )
+        return kept, list(vocabulary)
+    rare = sorted(label for label, n in counts.items() if n < min_tracks)
+    if rare and not drop_rare:
+        listing = ", ".join(f"{label} ({counts[label]})" for label in rare)
+        raise NotEnoughData(
+            f"labels with fewer than --min-tracks {min_tracks} tracks: {listing}; add tracks or remove them"
+        )
+    labels = sorted(set(counts) - set(rare))
+    if len(labels) < 2:
+        best = ", ".join(f"{label} {n} (needs {max(0, min_tracks - n)} more)" for label, n in counts.most_common(5))
+        raise NotEnoughData(
+            f"need at least 2 genres with {min_tracks} or more tagged tracks each, found {len(labels)}"
+            + (f"; most common: {best}" if best else "; no track with genres matched")
+        )
+    return [t for t in tracks if t.label in labels], labels

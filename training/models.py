@@ -12,31 +12,36 @@ from typing import Any
 import torch
 from torch import nn
 
+from training.errors import ConfigError
+
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Architecture of a genre network; stored in every checkpoint so it can be rebuilt.
+    """Architecture of a genre network; stored in every checkpoint and exported file so it can be rebuilt.
 
+    No field has a default: the settings (arch, channels, dropout, gru_hidden) come from a
+    `TrainConfig`, the shapes from the data (`training.train.model_config`), or all from a file.
     arch: "cnn" (conv blocks + global pooling) or "crnn" (conv blocks + GRU over time).
+    n_mels, n_frames: the front end's window shape. n_labels: the number of labels.
     channels: output channels of each conv block; each block halves frequency and time
         (the CRNN's last blocks halve frequency only, to keep time steps for the GRU).
     gru_hidden: GRU state size per direction (CRNN only).
     """
 
-    arch: str = "cnn"
-    n_mels: int = 64
-    n_frames: int = 92
-    n_labels: int = 11
-    channels: tuple[int, ...] = (16, 32, 64, 128)
-    dropout: float = 0.3
-    gru_hidden: int = 64
+    arch: str
+    n_mels: int
+    n_frames: int
+    n_labels: int
+    channels: tuple[int, ...]
+    dropout: float
+    gru_hidden: int
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
         if self.arch not in ("cnn", "crnn"):
-            raise ValueError(f"arch must be 'cnn' or 'crnn', got {self.arch!r}")
+            raise ConfigError(f"arch must be 'cnn' or 'crnn', got {self.arch!r}")
         if self.n_labels < 2:
-            raise ValueError("a genre model needs at least two labels")
+            raise ConfigError("a genre model needs at least two labels")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

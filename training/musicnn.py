@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from genre_model.errors import ModelError
+from training.errors import ConfigError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 PRETRAINED = ("msd_musicnn", "msd_vgg")
@@ -187,7 +188,7 @@ class MusicnnVgg(nn.Module):
 def pretrained_path(name: str) -> Path:
     """The committed safetensors file of pretrained network `name` ("msd_musicnn" or "msd_vgg")."""
     if name not in PRETRAINED:
-        raise ValueError(f"unknown pretrained musicnn network {name!r}; choose one of {PRETRAINED}")
+        raise ConfigError(f"unknown pretrained musicnn network {name!r}; choose one of {PRETRAINED}")
     return PRETRAINED_DIR / f"{name}.safetensors"
 
 
@@ -201,7 +202,7 @@ def load_pretrained(name: str) -> Musicnn | MusicnnVgg:
     """Network `name` ("msd_musicnn" or "msd_vgg") with its converted weights, in eval mode.
 
     Reads the safetensors file shipped in training/pretrained; never touches the network.
-    Raises ValueError for an unknown name, `ModelError` (with the path) when the file is absent
+    Raises `ConfigError` for an unknown name, `ModelError` (with the path) when the file is absent
     or does not hold exactly the module's tensors.
     """
     path = pretrained_path(name)

@@ -21,7 +21,9 @@ import numpy as np
 
 from genre_model import ModelInfo, track_features
 from genre_model.frontend import musicnn_frontend
+from genre_model.model_file import version_stamp
 from training.datasets import Track
+from training.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -35,19 +37,19 @@ class Recipe:
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Recipe:
-        """Read a recipe; unknown keys raise `ValueError` (a typo must not fall back to a default)."""
+        """Read a recipe; unknown keys raise `ConfigError` (a typo must not fall back to a default)."""
         from training.musicnn_head import BackendConfig
 
         data = json.loads(Path(path).read_text())
         known = {f.name for f in dataclasses.fields(cls)} | {"comment"}
         if set(data) - known:
-            raise ValueError(f"{path}: unknown recipe keys {sorted(set(data) - known)}")
+            raise ConfigError(f"{path}: unknown recipe keys {sorted(set(data) - known)}")
         backend = data.get("backend", {})
         unknown = set(backend) - {f.name for f in dataclasses.fields(BackendConfig)}
         if unknown:
-            raise ValueError(f"{path}: unknown backend keys {sorted(unknown)}")
+            raise ConfigError(f"{path}: unknown backend keys {sorted(unknown)}")
         if data.get("backbone", "msd_musicnn") != "msd_musicnn":
-            raise ValueError(f"{path}: only the msd_musicnn backbone has a genre head, got {data['backbone']!r}")
+            raise ConfigError(f"{path}: only the msd_musicnn backbone has a genre head, got {data['backbone']!r}")
         data.pop("comment", None)
         return cls(**data)
 
@@ -89,7 +91,7 @@ def build(
     frontend = musicnn_frontend()
     info = ModelInfo(
         name=recipe.name,
-        version=time.strftime("%Y%m%d-%H%M%S"),
+        version=version_stamp(),
         labels=tuple(labels),
         frontend=frontend,
         training={

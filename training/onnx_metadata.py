@@ -14,13 +14,12 @@ import onnx
 
 from genre_model import ModelInfo
 from genre_model.model_file import METADATA_KEY
+from training.errors import ConfigError
 
 
 def set_info(proto: onnx.ModelProto, info: ModelInfo) -> None:
     """Replace `proto`'s metadata by `info` (the only entry: ``genreclass``)."""
-    del proto.metadata_props[:]
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, info.to_json()
+    onnx.helper.set_model_props(proto, {METADATA_KEY: info.to_json()})
     proto.producer_name = "beets-genreclass"
 
 
@@ -38,7 +37,7 @@ def update_metrics(
     proto = onnx.load(str(path))
     info = read_info(proto, str(path))
     if info is None:
-        raise ValueError(f"{path}: no '{METADATA_KEY}' metadata to update")
+        raise ConfigError(f"{path}: no '{METADATA_KEY}' metadata to update")
     info = dataclasses.replace(info, metrics=metrics, training={**info.training, **(training_fields or {})})
     set_info(proto, info)
     onnx.save(proto, str(path))

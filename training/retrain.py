@@ -23,22 +23,24 @@ from typing import Any
 
 import numpy as np
 
-from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features
+from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features, vote
 from genre_model.classifier import bundled_model_path
+from training.config import TrainConfig
 from training.datasets import Track
+from training.errors import NotEnoughData
 from training.evaluate import metrics_from_probs, plot_confusion, plot_history
-from training.labels import genre_key, shared_label_indices
-from training.splits import group_kfold
+from training.labels import select_labels as select_labels  # re-exported: the plugin calls it from here
+from training.labels import shared_label_indices
+from training.personal_head import HEAD_C
+from training.splits import group_holdout
 
-SCRATCH_LR = 3e-3
-# Fine-tuning: the new head learns at the full rate, the pretrained front end and conv blocks
-# at a tenth of it, so a small library adapts the features without overwriting them.
-FINE_TUNE_LR = 3e-3
-FINE_TUNE_BACKBONE_SCALE = 0.1
-
-
-class NotEnoughData(Exception):
-    """The collection cannot support a train/held-out split in the asked vocabulary; says what is missing."""
+# Where torch retraining on a personal library departs from `TrainConfig`'s defaults: the last
+# epoch is kept, since the held-out artists are the test set and never choose an epoch; labels
+# are sampled by the square root of their counts. Fine-tuning trains the pretrained front end
+# and conv blocks at a tenth of the new head's rate, so a small library adapts the features
+# without overwriting them.
+PERSONAL_SETTINGS: dict[str, Any] = {"class_balance": 0.5, "keep_best": False, "patience": 0}
+FINE_TUNE_SETTINGS: dict[str, Any] = {**PERSONAL_SETTINGS, "backbone_lr_scale": 0.1}
 
 
 @dataclasses.dataclass
@@ -47,26 +49,37 @@ class RetrainOptions:
 
     base_model: `.onnx` to start from and to compare against (None: the bundled model).
     from_scratch: random initial weights (the base model is still the comparison).
-    epochs, lr, backbone_lr_scale, class_balance, device: torch training only. lr: None picks
-        `FINE_TUNE_LR` or `SCRATCH_LR`. backbone_lr_scale: None picks
-        `FINE_TUNE_BACKBONE_SCALE` when fine-tuning, 1 from scratch.
+    epochs, lr, backbone_lr_scale, class_balance, device: torch training only; None takes
+        `FINE_TUNE_SETTINGS` (or `PERSONAL_SETTINGS` from scratch), else `TrainConfig`'s default.
     head_windows: windows per training track whose embeddings a head learns from, placed as the
         plugin places them (None: every whole window). head_c: the head's inverse regularisation.
     """
 
-    epochs: int = 30
+    epochs: int = TrainConfig.epochs
     from_scratch: bool = False
     base_model: str | None = None
     lr: float | None = None
     backbone_lr_scale: float | None = None
-    class_balance: float = 0.5
-    seed: int = 0
+    class_balance: float | None = None
+    seed: int = TrainConfig.seed
     workers: int = 2
-    device: str = "auto"
+    device: str = TrainConfig.device
     name: str = "genreclass-personal"
     head_windows: int | None = 8
-    head_c: float = 0.01  # benchmarks/musicnn_cv.py's default for a logistic regression on window embeddings
+    head_c: float = HEAD_C
     version: str | None = None  # None: the time training ends, YYYYmmdd-HHMMSS
+
+    def train_config(self, **architecture: Any) -> TrainConfig:
+        """The `TrainConfig` of torch retraining: `architecture` (arch, channels, ...: the base
+        model's), the settings of this method, and the options given."""
+        given = {"lr": self.lr, "backbone_lr_scale": self.backbone_lr_scale, "class_balance": self.class_balance}
+        return TrainConfig(
+            **architecture,
+            **(PERSONAL_SETTINGS if self.from_scratch else FINE_TUNE_SETTINGS),
+            epochs=self.epochs,
+            seed=self.seed,
+            device=self.device,
+        ).with_overrides({k: v for k, v in given.items() if v is not None})
 
 
 @dataclasses.dataclass
@@ -77,63 +90,11 @@ class RetrainResult:
     card_path: Path
 
 
-def select_labels(
-    tracks: Sequence[Track], vocabulary: Sequence[str] | None = None, min_tracks: int = 10
-) -> tuple[list[Track], list[str]]:
-    """Keep the tracks whose label is in `vocabulary`, or whose label has at least `min_tracks` tracks.
-
-    Vocabulary names match labels up to case and punctuation and give the spelling. Raises
-    `NotEnoughData` naming the labels that fall short when fewer than two labels remain.
-    """
-    counts = Counter(t.label for t in tracks)
-    if vocabulary:
-        spelling = {genre_key(v): v for v in vocabulary}
-        kept = [
-            dataclasses.replace(t, label=spelling[genre_key(t.label)]) for t in tracks if genre_key(t.label) in spelling
-        ]
-        have = Counter(t.label for t in kept)
-        short = [v for v in vocabulary if have[v] < 2]
-        if short:
-            listing = ", ".join(f"{v} ({have[v]})" for v in short)
-            raise NotEnoughData(
-                f"every vocabulary genre needs at least 2 tracks (one to train, one to check); short: {listing}"
-            )
-        return kept, list(vocabulary)
-    labels = sorted(label for label, n in counts.items() if n >= min_tracks)
-    if len(labels) < 2:
-        best = ", ".join(f"{label} {n} (needs {max(0, min_tracks - n)} more)" for label, n in counts.most_common(5))
-        raise NotEnoughData(
-            f"need at least 2 genres with {min_tracks} or more tagged tracks each, found {len(labels)}"
-            + (f"; most common: {best}" if best else "; no track with genres matched")
-        )
-    return [t for t in tracks if t.label in labels], labels
-
-
 def split_by_artist(
     tracks: Sequence[Track], labels: Sequence[str], valid_fraction: float = 0.2, seed: int = 0
 ) -> tuple[list[Track], list[Track]]:
-    """Hold out about `valid_fraction` of the tracks as whole artists (`Track.group`).
-
-    Raises `NotEnoughData` when there are too few artists, or when a label would have no
-    training track left.
-    """
-    artists = {t.group for t in tracks}
-    if len(artists) < 2:
-        raise NotEnoughData(
-            f"all {len(tracks)} tracks are by one album artist; the held-out check needs tracks by at least 2"
-        )
-    # Few artists: hold out one in len(artists) rather than ask for more folds than artists.
-    k = max(2, round(1 / max(valid_fraction, 1 / len(artists))))
-    folds = group_kfold(tracks, k, seed)
-    # The first fold whose hold-out leaves every label something to learn from.
-    for held in range(k):
-        train = [t for t, f in zip(tracks, folds) if f != held]
-        if set(labels) <= {t.label for t in train}:
-            return train, [t for t, f in zip(tracks, folds) if f == held]
-    raise NotEnoughData(
-        "every way of holding out artists leaves a genre without training tracks; "
-        f"add tracks by more artists for: {', '.join(_single_artist_labels(tracks, labels))}"
-    )
+    """`training.splits.group_holdout` on a library's tracks, whose groups are album artists."""
+    return group_holdout(tracks, valid_fraction, seed, labels)
 
 
 # Below these, held-out figures say little about a model: a handful of tracks, or a genre
@@ -171,10 +132,6 @@ def holdout_problems(valid_tracks: Sequence[Track], labels: Sequence[str]) -> li
     return problems
 
 
-def _single_artist_labels(tracks: Sequence[Track], labels: Sequence[str]) -> list[str]:
-    return [lab for lab in labels if len({t.group for t in tracks if t.label == lab}) < 2]
-
-
 def compare_models(
     new: Classifier, base: Classifier, tracks: Sequence[Track], labels: Sequence[str], max_windows: int = 8
 ) -> dict[str, Any]:
@@ -210,8 +167,8 @@ def compare_models(
             ]
             return float(np.mean(hits))
 
-        new_votes = [new_probs[k].mean(0) for k in pick]
-        base_votes = [base.window_probabilities(windows[k]).mean(0) for k in pick]
+        new_votes = [_vote_scores(new_probs[k], labels) for k in pick]
+        base_votes = [_vote_scores(base.window_probabilities(windows[k]), base.info.labels) for k in pick]
         result["on_shared"] = {
             "n_tracks": len(pick),
             "new_track_accuracy": accuracy(new_votes, new_cols),
@@ -219,6 +176,12 @@ def compare_models(
             "new_full_track_accuracy": accuracy(new_votes, None),
         }
     return result
+
+
+def _vote_scores(window_probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """`vote`'s score of each label, (n_labels,) in `labels`' order."""
+    scores = dict(vote(window_probs, labels).genres)
+    return np.array([scores[label] for label in labels])
 
 
 def training_method(base_model: str | os.PathLike[str] | None, from_scratch: bool = False) -> str:
@@ -232,11 +195,12 @@ def training_method(base_model: str | os.PathLike[str] | None, from_scratch: boo
     return "head" if has_embedding(base_model or bundled_model_path()) else "fine-tune"
 
 
-# The packages (import names) each method needs: the head needs neither torch nor matplotlib.
+# The packages (import names) each method needs: the head needs neither torch nor matplotlib; all
+# split with scikit-learn.
 REQUIRED_PACKAGES: dict[str, tuple[str, ...]] = {
     "head": ("sklearn", "onnx"),
-    "fine-tune": ("torch", "onnx", "matplotlib"),
-    "scratch": ("torch", "onnx", "matplotlib"),
+    "fine-tune": ("torch", "sklearn", "onnx", "matplotlib"),
+    "scratch": ("torch", "sklearn", "onnx", "matplotlib"),
 }
 
 

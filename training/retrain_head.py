@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features
+from genre_model.model_file import version_stamp
 from training.datasets import Track
 from training.features import file_digest
 from training.personal_head import append_head, fit_head, window_embeddings
@@ -64,7 +65,7 @@ def train_head(
         log("the head's solver stopped at its iteration limit before converging")
     info = ModelInfo(
         name=options.name,
-        version=options.version or time.strftime("%Y%m%d-%H%M%S"),
+        version=options.version or version_stamp(),
         labels=tuple(labels),
         frontend=base_info.frontend,
         training={

@@ -7,28 +7,19 @@ head whose rows for the genres both vocabularies share start from the base model
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from genre_model import Classifier, ModelInfo
+from genre_model.model_file import version_stamp
 from training.datasets import Track
+from training.errors import NotEnoughData
 from training.features import FeatureCache
-from training.retrain import (
-    FINE_TUNE_BACKBONE_SCALE,
-    FINE_TUNE_LR,
-    SCRATCH_LR,
-    NotEnoughData,
-    RetrainOptions,
-    Trained,
-)
+from training.retrain import RetrainOptions, Trained
 from training.splits import check_disjoint
-from training.windows import prepare
+from training.windows import inference_windows, prepare
 
 
 def train_network(
@@ -51,52 +42,38 @@ def train_network(
 
     from training.backbone import read_backbone, transplant_head
     from training.export import export_onnx
-    from training.train import TrainConfig, fit
+    from training.train import fit
 
     base_info, model_cfg, pretrained = read_backbone(base.model_path)
     # Fine-tuning starts from everything the base model learnt that the new vocabulary can use:
     # front end, conv blocks, and the output rows of the genres both know.
     init_state = None if options.from_scratch else transplant_head(pretrained, base_info.labels, labels, options.seed)
+    config = options.train_config(
+        arch=model_cfg.arch, channels=model_cfg.channels, dropout=model_cfg.dropout, gru_hidden=model_cfg.gru_hidden
+    )
     # The base model's front end, read from its file: its conv blocks were trained on exactly these features.
     cache = FeatureCache(cache_dir, base_info.frontend)
     digests: dict[str, str] = {}
     train_w, _ = prepare(train_tracks, labels, cache, digests, options.workers, log)
-    valid_w, _ = prepare(valid_tracks, labels, cache, digests, options.workers, log)
+    valid_w, _ = inference_windows(valid_tracks, labels, cache, digests, config.eval_windows, options.workers, log)
     check_disjoint(train_w.tracks, valid_w.tracks, digests.__getitem__)
     if len(valid_w) == 0:
         raise NotEnoughData("none of the held-out tracks could be decoded; nothing to check the new model on")
-    config = TrainConfig(
-        arch=model_cfg.arch,
-        epochs=options.epochs,
-        lr=options.lr if options.lr is not None else (SCRATCH_LR if options.from_scratch else FINE_TUNE_LR),
-        backbone_lr_scale=(
-            options.backbone_lr_scale
-            if options.backbone_lr_scale is not None
-            else (1.0 if options.from_scratch else FINE_TUNE_BACKBONE_SCALE)
-        ),
-        class_balance=options.class_balance,
-        keep_best=False,  # the held-out artists are the test set: never pick an epoch on them
-        patience=0,
-        seed=options.seed,
-        device=options.device,
-        model=model_cfg,
-    )
     start = "from scratch" if options.from_scratch else f"fine-tuning {base_info.model_id}"
-    log(f"training {start}: {len(train_w)} tracks, {len(labels)} genres, {options.epochs} epochs")
+    log(f"training {start}: {len(train_w)} tracks, {len(labels)} genres, {config.epochs} epochs")
     with tempfile.TemporaryDirectory(prefix="genreclass-train-") as work:
         result = fit(train_w, valid_w, config, work, log=log, init_state=init_state)
     info = ModelInfo(
         name=options.name,
-        version=options.version or time.strftime("%Y%m%d-%H%M%S"),
+        version=options.version or version_stamp(),
         labels=tuple(labels),
         frontend=cache.frontend,
         training={
             "arch": model_cfg.arch,
             "start": "scratch" if options.from_scratch else base_info.model_id,
             "sources": sorted({t.source for t in train_w.tracks}),
-            "config": dataclasses.asdict(config),
+            "config": config.to_dict(),
         },
     )
-    parity = np.concatenate([valid_w.eval_windows(i, 2) for i in range(min(8, len(valid_w)))])
-    export_onnx(result.model, info, out_path, parity)
+    export_onnx(result.model, info, out_path, train_w.parity_windows(16))
     return Trained(train_w.tracks, valid_w.tracks, result.history, "last epoch")

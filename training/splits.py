@@ -6,15 +6,11 @@ recording under two names is caught by its hash.
 
 from __future__ import annotations
 
-import random
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from training.datasets import Track
-
-
-class SplitLeakError(Exception):
-    """A group or a file's content appears on both sides of a split."""
+from training.errors import NotEnoughData, SplitLeakError
 
 
 def check_disjoint(train: Sequence[Track], valid: Sequence[Track], digest: Callable[[str], str]) -> None:
@@ -30,51 +26,61 @@ def check_disjoint(train: Sequence[Track], valid: Sequence[Track], digest: Calla
 
 
 def group_kfold(tracks: Sequence[Track], k: int, seed: int = 0) -> list[int]:
-    """Fold index (0..k-1) of each track; groups stay whole, labels spread evenly.
+    """Fold index (0..k-1) of each track: groups stay whole, labels spread evenly over the folds
+    (scikit-learn's `StratifiedGroupKFold`, shuffled with `seed`). Raises `NotEnoughData` when
+    there are fewer groups than folds."""
+    import warnings
 
-    Greedy: groups, largest first, go to the fold where their labels are least represented
-    so far (relative to each fold's size), ties broken by a seeded shuffle.
-    """
-    by_group: dict[str, list[int]] = defaultdict(list)
-    for i, t in enumerate(tracks):
-        by_group[t.group].append(i)
-    if len(by_group) < k:
-        raise ValueError(f"{len(by_group)} groups cannot fill {k} folds")
-    rng = random.Random(seed)
-    groups = list(by_group)
-    rng.shuffle(groups)
-    groups.sort(key=lambda g: -len(by_group[g]))
-    fold_labels = [Counter() for _ in range(k)]
-    fold_size = [0] * k
-    assignment = [0] * len(tracks)
-    for g in groups:
-        labels = Counter(tracks[i].label for i in by_group[g])
+    from sklearn.model_selection import StratifiedGroupKFold
 
-        best = min(
-            range(k),
-            key=lambda f, labels=labels: (sum(fold_labels[f][lab] * n for lab, n in labels.items()), fold_size[f]),
-        )
-        for i in by_group[g]:
-            assignment[i] = best
-        fold_labels[best].update(labels)
-        fold_size[best] += len(by_group[g])
-    return assignment
+    n_groups = len({t.group for t in tracks})
+    if n_groups < k:
+        raise NotEnoughData(f"{n_groups} groups cannot fill {k} folds")
+    folds = [0] * len(tracks)
+    labels = [t.label for t in tracks]
+    if max(Counter(labels).values(), default=0) < k:
+        labels = [""] * len(tracks)  # no label can reach every fold: balance the folds' sizes alone
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a label with fewer tracks than folds is expected in a small library
+        warnings.simplefilter("ignore", UserWarning)
+        for fold, (_, held) in enumerate(splitter.split(tracks, labels, [t.group for t in tracks])):
+            for i in held:
+                folds[i] = fold
+    return folds
 
 
 def group_holdout(
-    tracks: Sequence[Track], valid_fraction: float = 0.2, seed: int = 0
+    tracks: Sequence[Track], valid_fraction: float = 0.2, seed: int = 0, labels: Sequence[str] | None = None
 ) -> tuple[list[Track], list[Track]]:
-    """Train/valid tracks: a dataset's own split where every track has one, else group folds.
+    """Train/held-out tracks: a dataset's own split where every track has one, else whole groups.
 
     With a given split, 'valid' (or 'test' where no 'valid' exists) is held out. Otherwise
-    about `valid_fraction` of the tracks, as whole groups, are held out.
+    about `valid_fraction` of the tracks, as whole groups (artists), are held out: the first
+    of the ``1 / valid_fraction`` group folds (fewer when there are fewer groups) that leaves
+    every one of `labels` (default: all the tracks' labels) a training track. Raises
+    `NotEnoughData` when there are fewer than 2 groups or no fold leaves every label one.
     """
     if tracks and all(t.split for t in tracks):
         held = "valid" if any(t.split == "valid" for t in tracks) else "test"
         return [t for t in tracks if t.split == "train"], [t for t in tracks if t.split == held]
-    k = max(2, round(1 / valid_fraction))
+    groups = {t.group for t in tracks}
+    if len(groups) < 2:
+        raise NotEnoughData(
+            f"all {len(tracks)} tracks are by one album artist; the held-out check needs tracks by at least 2"
+        )
+    labels = sorted({t.label for t in tracks}) if labels is None else labels
+    # Few groups: hold out one in len(groups) rather than ask for more folds than groups.
+    k = max(2, round(1 / max(valid_fraction, 1 / len(groups))))
     folds = group_kfold(tracks, k, seed)
-    return [t for t, f in zip(tracks, folds) if f != 0], [t for t, f in zip(tracks, folds) if f == 0]
+    for held in range(k):
+        train = [t for t, f in zip(tracks, folds) if f != held]
+        if set(labels) <= {t.label for t in train}:
+            return train, [t for t, f in zip(tracks, folds) if f == held]
+    single = [lab for lab in labels if len({t.group for t in tracks if t.label == lab}) < 2]
+    raise NotEnoughData(
+        "every way of holding out artists leaves a genre without training tracks; "
+        f"add tracks by more artists for: {', '.join(single)}"
+    )
 
 
 def pool_cv_folds(tracks: Sequence[Track], k: int, seed: int = 0) -> list[int | None]:

@@ -1,4 +1,4 @@
-"""Training loop: `TrainConfig`, `fit`, checkpoints, and window-level prediction with torch."""
+"""Training loop: `fit`, the model it builds from a `TrainConfig`, and window-level prediction with torch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,47 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.augment import AugmentConfig, augment
+from genre_model import FrontendConfig, vote
+from training.augment import augment
+from training.checkpoint import check_resumable, read_checkpoint, restore_rng, rng_state, save_checkpoint
+from training.config import TrainConfig
+from training.errors import ConfigError
 from training.models import BACKBONE_PREFIXES, ModelConfig, build_model
-from training.windows import TrackWindows
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Everything that decides a training run; saved as ``config.json`` beside its outputs.
-
-    windows_per_track: training windows drawn per training track and epoch.
-    class_balance: 1 = sample every label equally often, 0 = as the data has them, between:
-        counts ** (1 - class_balance) (see `TrackWindows.balanced_indices`).
-    patience: epochs without a better validation track accuracy before stopping (0 = never).
-    warmup_epochs: linear learning-rate warm-up before the cosine decay.
-    keep_best: return the epoch of best validation track accuracy (else the last epoch, as
-        cross-validation must, since its validation fold is its test set).
-    backbone_lr_scale: learning rate of the front end and conv blocks relative to `lr` (below 1
-        when fine-tuning: the pretrained features move slowly while the new head learns).
-    """
-
-    arch: str = "cnn"
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-    warmup_epochs: float = 1.0
-    windows_per_track: int = 6
-    class_balance: float = 1.0
-    label_smoothing: float = 0.05
-    patience: int = 8
-    keep_best: bool = True
-    eval_windows: int = 8
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
-    backbone_lr_scale: float = 1.0
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+from training.windows import InferenceWindows, TrackWindows
 
 
 def seed_everything(seed: int) -> None:
@@ -76,12 +42,29 @@ def lr_at(step: int, total_steps: int, base_lr: float, warmup_steps: int) -> flo
 
 
 def resolve_device(device: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without CUDA raises ValueError."""
+    """'auto' -> CUDA when available, else CPU. Raises `ConfigError` for a CUDA device torch cannot see."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: torch sees no CUDA device on this machine")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device}: torch sees no CUDA device on this machine")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device}: torch sees {torch.cuda.device_count()} CUDA device(s)")
     return torch.device(device)
+
+
+def model_config(config: TrainConfig, frontend: FrontendConfig, n_labels: int) -> ModelConfig:
+    """The network `config` asks for, shaped for `frontend`'s windows and `n_labels` labels."""
+    return ModelConfig(
+        arch=config.arch,
+        n_mels=frontend.n_mels,
+        n_frames=frontend.n_frames,
+        n_labels=n_labels,
+        channels=config.channels,
+        dropout=config.dropout,
+        gru_hidden=config.gru_hidden,
+    )
 
 
 @torch.no_grad()
@@ -96,13 +79,25 @@ def predict_windows(model: torch.nn.Module, windows: np.ndarray, device: torch.d
 
 
 def track_probabilities(
-    model: torch.nn.Module, data: TrackWindows, device: torch.device, max_windows: int
+    model: torch.nn.Module, windows: Sequence[np.ndarray], device: torch.device
 ) -> list[np.ndarray]:
-    """Per-track window probabilities, each (n_windows, n_labels), windows placed as inference does."""
-    windows = [data.eval_windows(i, max_windows) for i in range(len(data))]
+    """Per-track window probabilities: each track's windows (n_windows, n_mels, n_frames) -> (n_windows, n_labels)."""
     probs = predict_windows(model, np.concatenate(windows), device)
     bounds = np.cumsum([0] + [len(w) for w in windows])
     return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def validation_record(probs: list[np.ndarray], valid: InferenceWindows) -> dict[str, float]:
+    """Validation figures of one epoch from per-track window probabilities, tracks judged by `vote`."""
+    verdicts = [vote(p, valid.labels) for p in probs]
+    truth = [valid.labels[t] for t in valid.targets]
+    return {
+        "valid_loss": float(np.mean([-np.log(dict(v.genres)[label] + 1e-9) for v, label in zip(verdicts, truth)])),
+        "valid_track_accuracy": float(np.mean([v.top == label for v, label in zip(verdicts, truth)])),
+        "valid_window_accuracy": float(
+            np.mean(np.concatenate([p.argmax(1) == t for p, t in zip(probs, valid.targets)]))
+        ),
+    }
 
 
 @dataclasses.dataclass
@@ -115,33 +110,36 @@ class FitResult:
 
 def fit(
     train: TrackWindows,
-    valid: TrackWindows | None,
+    valid: InferenceWindows | None,
     config: TrainConfig,
     out_dir: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] = print,
     init_state: dict[str, torch.Tensor] | None = None,
     resume: bool = False,
 ) -> FitResult:
-    """Train a network on `train`; with `valid`, keep the epoch of best validation track accuracy.
+    """Train a network on `train`; with `valid` (the windows inference would analyse in each
+    validation track), keep the epoch of best validation track accuracy.
 
-    out_dir: where ``config.json``, ``history.json`` and checkpoints (``last.pt`` each epoch,
-    ``best.pt``) go; with `resume`, training continues from ``last.pt`` there.
+    out_dir: where ``config.json`` (the resolved `config`), ``history.json`` and checkpoints
+    (``last.pt`` each epoch, ``best.pt``) go; with `resume`, training continues from ``last.pt``
+    there exactly as if never stopped, and a config that differs from that run's is refused
+    (`ResumeMismatchError`) before anything is written.
     init_state: weights to start from (layers whose shapes differ are left as initialised).
     """
     start_time = time.time()
+    out = Path(out_dir) if out_dir else None
+    model_cfg = model_config(config, train.frontend, len(train.labels))
+    steps_per_epoch = max(1, len(train) * config.windows_per_track // config.batch_size)
+    resumed = None
+    if resume and out and (out / "last.pt").exists():
+        resumed = read_checkpoint(out / "last.pt")
+        check_resumable(resumed, out / "last.pt", config, train.labels, train.frontend, steps_per_epoch)
+    device = resolve_device(config.device)
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    model_cfg = dataclasses.replace(
-        config.model,
-        arch=config.arch,
-        n_mels=train.frontend.n_mels,
-        n_frames=train.frontend.n_frames,
-        n_labels=len(train.labels),
-    )
     model = build_model(model_cfg).to(device)
-    if init_state is not None:
+    if init_state is not None and resumed is None:
         own = model.state_dict()
         model.load_state_dict(
             {k: v for k, v in init_state.items() if k in own and own[k].shape == v.shape}, strict=False
@@ -153,28 +151,37 @@ def fit(
         lr=config.lr,
         weight_decay=config.weight_decay,
     )
-    steps_per_epoch = max(1, len(train) * config.windows_per_track // config.batch_size)
     total = steps_per_epoch * config.epochs
     rng = np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))
-    out = Path(out_dir) if out_dir else None
     first_epoch = 1
+    if resumed is not None:
+        model.load_state_dict(resumed["state_dict"])
+        opt.load_state_dict(resumed["optimizer"])
+        history, first_epoch = resumed["history"], resumed["epoch"] + 1
+        best = (resumed["best_accuracy"], resumed["best_epoch"], resumed["best_state"])
+        restore_rng(resumed["rng"], rng, gen)
+        log(f"resuming after epoch {resumed['epoch']}")
     if out:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({**config.to_dict(), "model": model_cfg.to_dict()}, indent=1))
-        if resume and (out / "last.pt").exists():
-            ck = torch.load(out / "last.pt", map_location=device, weights_only=False)
-            model.load_state_dict(ck["state_dict"])
-            opt.load_state_dict(ck["optimizer"])
-            history, first_epoch = ck["history"], ck["epoch"] + 1
-            best = (ck["best_accuracy"], ck["best_epoch"], ck["best_state"])
-            rng, gen = (
-                np.random.default_rng([config.seed, first_epoch]),
-                torch.Generator().manual_seed(config.seed + first_epoch),
-            )
-            log(f"resuming after epoch {ck['epoch']}")
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+
+    def checkpoint(epoch: int, **extra: Any) -> dict[str, Any]:
+        """What rebuilds the model (and, with `extra`, resumes the run): plain values and tensors."""
+        return {
+            "model_config": model_cfg.to_dict(),
+            "train_config": config.to_dict(),
+            "labels": list(train.labels),
+            "frontend": train.frontend.to_dict(),
+            "state_dict": model.state_dict(),
+            "history": history,
+            "training_data": {"n_tracks": len(train), "sources": sorted({t.source for t in train.tracks})},
+            "epoch": epoch,
+            **extra,
+        }
+
     for epoch in range(first_epoch, config.epochs + 1):
         model.train()
         losses = []
@@ -188,8 +195,8 @@ def fit(
             x = torch.from_numpy(train.random_crops(idx, rng)).to(device)
             y = torch.from_numpy(train.targets[idx]).to(device)
             x, soft = augment(x, y, len(train.labels), config.augment, gen)
-            soft = soft * (1 - config.label_smoothing) + config.label_smoothing / len(train.labels)
-            loss = torch.sum(-soft * F.log_softmax(model(x), dim=1), dim=1).mean()
+            # Probability targets (mixup's), smoothed towards uniform by torch.
+            loss = F.cross_entropy(model(x), soft, label_smoothing=config.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -201,19 +208,20 @@ def fit(
             "seconds": time.time() - start_time,
         }
         if valid is not None and len(valid):
-            probs = track_probabilities(model, valid, device, config.eval_windows)
-            record["valid_track_accuracy"] = float(
-                np.mean([p.mean(0).argmax() == t for p, t in zip(probs, valid.targets)])
-            )
-            record["valid_window_accuracy"] = float(
-                np.mean(np.concatenate([p.argmax(1) == t for p, t in zip(probs, valid.targets)]))
-            )
-            record["valid_loss"] = float(np.mean([-np.log(p.mean(0)[t] + 1e-9) for p, t in zip(probs, valid.targets)]))
+            record |= validation_record(track_probabilities(model, valid.windows, device), valid)
             if record["valid_track_accuracy"] > best[0] or not config.keep_best:
                 best = (record["valid_track_accuracy"], epoch, copy.deepcopy(model.state_dict()))
         else:
             best = (0.0, epoch, copy.deepcopy(model.state_dict()))
         history.append(record)
+        if out:
+            save_checkpoint(
+                out / "last.pt",
+                checkpoint(
+                    epoch, optimizer=opt.state_dict(), steps_per_epoch=steps_per_epoch, best_accuracy=best[0],
+                    best_epoch=best[1], best_state=best[2], rng=rng_state(rng, gen),
+                ),
+            )  # fmt: skip
         log(
             "epoch {epoch:3d}  loss {train_loss:.3f}".format(**record)
             + "".join(
@@ -223,61 +231,11 @@ def fit(
             )
             + f"  ({record['seconds']:.0f} s)"
         )
-        if out:
-            save_checkpoint(
-                out / "last.pt",
-                model,
-                model_cfg,
-                config,
-                train,
-                history,
-                extra={
-                    "optimizer": opt.state_dict(),
-                    "epoch": epoch,
-                    "best_accuracy": best[0],
-                    "best_epoch": best[1],
-                    "best_state": best[2],
-                },
-            )
         if valid is not None and config.keep_best and config.patience and epoch - best[1] >= config.patience:
             log(f"stopping: no better validation track accuracy for {config.patience} epochs")
             break
     model.load_state_dict(best[2])
     if out:
-        save_checkpoint(out / "best.pt", model, model_cfg, config, train, history, extra={"epoch": best[1]})
+        save_checkpoint(out / "best.pt", checkpoint(best[1]))
         (out / "history.json").write_text(json.dumps(history, indent=1))
     return FitResult(model, history, best[1], time.time() - start_time)
-
-
-def save_checkpoint(
-    path: Path,
-    model: torch.nn.Module,
-    model_cfg: ModelConfig,
-    config: TrainConfig,
-    data: TrackWindows,
-    history: list[dict[str, float]],
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """A checkpoint that rebuilds the model without code defaults: config, labels, front end, weights."""
-    ck = {
-        "model_config": model_cfg.to_dict(),
-        "train_config": config.to_dict(),
-        "labels": list(data.labels),
-        "frontend": data.frontend.to_dict(),
-        "state_dict": model.state_dict(),
-        "history": history,
-        "training_data": {"n_tracks": len(data), "sources": sorted({t.source for t in data.tracks})},
-        **(extra or {}),
-    }
-    tmp = path.with_suffix(".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint; returns (model in eval mode, checkpoint dict)."""
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(ModelConfig(**ck["model_config"]))
-    model.load_state_dict(ck["state_dict"])
-    model.eval()
-    return model, ck

@@ -1,19 +1,22 @@
-"""Training and evaluation windows cut from cached spectrograms.
+"""Training windows cut from cached spectrograms, and validation windows decoded as inference decodes them.
 
-Training draws random window offsets from a class- and source-balanced choice of tracks;
-evaluation cuts the same windows inference would (`genre_model.window_starts`).
+Training draws random window offsets from a class- and source-balanced choice of tracks, out
+of each track's cached spectrogram (its central `training.features.MAX_SECONDS`). Validation
+analyses what the plugin would: the windows `genre_model.track_features` decodes from the
+whole file (`genre_model.window_starts`), cached per file content.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from genre_model import FrontendConfig, window_starts
+from genre_model import FrontendConfig
 from training.datasets import Track
-from training.features import FeatureCache, file_digest
+from training.features import FeatureCache, cached_window_outputs, file_digest
 
 
 class TrackWindows:
@@ -70,14 +73,59 @@ class TrackWindows:
             out[k] = mel[:, offset : offset + n_frames]
         return out
 
-    def eval_windows(self, i: int, max_windows: int | None = 8) -> np.ndarray:
-        """The windows inference would analyse, (n_windows, n_mels, n_frames) float32."""
-        fe = self.frontend
-        mel = self.mels[i]
-        n_samples = (mel.shape[1] - 1) * fe.hop_length + fe.n_fft
-        starts = window_starts(n_samples / fe.sample_rate, fe.window_seconds, max_windows)
-        offsets = [min(int(round(s * fe.sample_rate / fe.hop_length)), mel.shape[1] - fe.n_frames) for s in starts]
-        return np.stack([mel[:, o : o + fe.n_frames] for o in offsets]).astype(np.float32)
+    def parity_windows(self, n: int = 8) -> np.ndarray:
+        """One window from each of the first `n` tracks, at fixed offsets: real input for an export's
+        parity check, (n, n_mels, n_frames) float32."""
+        return self.random_crops(np.arange(min(n, len(self))), np.random.default_rng(0))
+
+
+@dataclasses.dataclass
+class InferenceWindows:
+    """Labelled tracks and the windows the plugin would analyse in each, decoded from the files.
+
+    windows: one (n_windows_i, n_mels, n_frames) float32 array per track; labels: the model's
+    label order.
+    """
+
+    tracks: list[Track]
+    labels: list[str]
+    windows: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Label index of each track, (n_tracks,) int64."""
+        return np.array([self.labels.index(t.label) for t in self.tracks], dtype=np.int64)
+
+    def subset(self, indices: Sequence[int]) -> InferenceWindows:
+        return InferenceWindows([self.tracks[i] for i in indices], self.labels, [self.windows[i] for i in indices])
+
+
+def inference_windows(
+    tracks: Sequence[Track],
+    labels: Sequence[str],
+    cache: FeatureCache,
+    digests: dict[str, str],
+    max_windows: int | None,
+    workers: int = 1,
+    log: Callable[[str], None] = print,
+) -> tuple[InferenceWindows, dict[str, str]]:
+    """The windows the plugin analyses in each track with `max_windows` (None: every whole window),
+    cached beside `cache`'s spectrograms; returns the decodable tracks' and {path: failure reason}."""
+    found, failures = cached_window_outputs(
+        [t.path for t in tracks], cache.dir / f"windows-{max_windows or 'all'}", cache.frontend, max_windows,
+        _as_decoded, workers, digests, "validation windows", log,
+    )  # fmt: skip
+    for path, reason in failures.items():
+        log(f"skipped {path}: {reason}")
+    kept = [(t, w) for t, w in zip(tracks, found) if w is not None]
+    return InferenceWindows([t for t, _ in kept], list(labels), [w for _, w in kept]), failures
+
+
+def _as_decoded(windows: np.ndarray) -> np.ndarray:
+    return windows
 
 
 def prepare(

@@ -68,9 +68,8 @@ def train_command(plugin, lib, opts, args: list[str]) -> None:
         return
     from training import retrain as personal
     from training.datasets import load_beets
-    from training.errors import BackboneError, ExportError
+    from training.errors import TrainingError
     from training.labels import read_aliases
-    from training.splits import SplitLeakError
 
     if opts.epochs < 1 or opts.min_tracks < 1 or not 0 < opts.valid_fraction < 1:
         raise ui.UserError("genreclass-train: --epochs and --min-tracks must be >= 1, --valid-fraction in (0, 1)")
@@ -110,7 +109,7 @@ def train_command(plugin, lib, opts, args: list[str]) -> None:
         with contextlib.ExitStack() as stack:
             cache = opts.cache or stack.enter_context(tempfile.TemporaryDirectory(prefix="genreclass-features-"))
             result = personal.retrain(train, valid, labels, out, options, cache, log=log.info)
-    except (personal.NotEnoughData, SplitLeakError, BackboneError, ExportError, ModelError) as exc:
+    except (TrainingError, ModelError) as exc:
         raise ui.UserError(f"genreclass-train: {exc}") from None
     except KeyboardInterrupt:
         raise ui.UserError("genreclass-train: interrupted; no model written") from None

@@ -9,17 +9,19 @@ import torch
 from genre_model import Classifier, FrontendConfig, ModelInfo
 from genre_model.classifier import bundled_model_path
 from training.backbone import BackboneError, read_backbone, transplant_head
+from training.config import TrainConfig
 from training.datasets import Track, unify_spellings
 from training.export import export_onnx
 from training.labels import shared_label_indices
-from training.models import CNN, CRNN, ModelConfig
+from training.models import CNN, CRNN
 from training.retrain import NotEnoughData, select_labels, split_by_artist
+from training.train import model_config
 
 
 @pytest.mark.parametrize("arch", ["cnn", "crnn"])
 def test_backbone_weights_come_back_exactly_from_the_exported_file(tmp_path, arch):
     torch.manual_seed(0)
-    cfg = ModelConfig(arch=arch, channels=(8, 16, 16), n_labels=3)
+    cfg = model_config(TrainConfig(arch=arch, channels=(8, 16, 16)), FrontendConfig(), 3)
     net = (CNN if arch == "cnn" else CRNN)(cfg)
     with torch.no_grad():  # trained-looking batch-norm statistics, not the defaults
         for m in net.modules():
@@ -67,14 +69,14 @@ def _tracks(spec: dict[str, list[str]]) -> list[Track]:
 
 def test_labels_are_kept_by_count_or_vocabulary_and_shortfalls_named():
     tracks = _tracks({"Rock": ["a"] * 12, "Jazz": ["b"] * 10, "Polka": ["c"] * 3})
-    kept, labels = select_labels(tracks, min_tracks=10)
+    kept, labels = select_labels(tracks, None, 10)
     assert labels == ["Jazz", "Rock"] and len(kept) == 22
-    kept, labels = select_labels(tracks, vocabulary=["rock", "POLKA"])
+    kept, labels = select_labels(tracks, ["rock", "POLKA"], 10)
     assert labels == ["rock", "POLKA"] and {t.label for t in kept} == {"rock", "POLKA"}
     with pytest.raises(NotEnoughData, match=r"Polka 3 \(needs 17 more\)"):
-        select_labels(tracks, min_tracks=20)
+        select_labels(tracks, None, 20)
     with pytest.raises(NotEnoughData, match=r"short: Blues \(0\)"):
-        select_labels(tracks, vocabulary=["Rock", "Blues"])
+        select_labels(tracks, ["Rock", "Blues"], 10)
 
 
 def test_split_by_artist_keeps_artists_whole():

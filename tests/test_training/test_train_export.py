@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from audio_factory import write_audio
 from click.testing import CliRunner
 
-from genre_model import Classifier, FrontendConfig, ModelInfo, classify_files
+from genre_model import Classifier, FrontendConfig, ModelInfo, classify_files, track_features, window_starts
 from training.cli import main as cli
-from training.datasets import load_folder
+from training.config import AugmentConfig, TrainConfig
+from training.datasets import Track, load_folder
+from training.errors import ConfigError, ResumeMismatchError
 from training.evaluate import metrics_from_probs, track_metrics
 from training.export import PARITY_TOLERANCE, export_onnx
-from training.features import FeatureCache
-from training.models import ModelConfig
+from training.features import MAX_SECONDS, FeatureCache
 from training.splits import group_holdout
-from training.train import TrainConfig, fit, lr_at
-from training.windows import prepare
+from training.train import fit, lr_at
+from training.windows import inference_windows, prepare
 
 FE = FrontendConfig()
-SMALL = ModelConfig(channels=(8, 16))
 
 
 @pytest.fixture(scope="module")
@@ -31,33 +35,74 @@ def trained(genre_folder, tmp_path_factory):
     cache = FeatureCache(tmp_path_factory.mktemp("cache"), FE)
     digests: dict[str, str] = {}
     train_w, failures = prepare(train_t, labels, cache, digests, workers=2)
-    valid_w, _ = prepare(valid_t, labels, cache, digests)
+    valid_w, _ = inference_windows(valid_t, labels, cache, digests, 8)
     assert not failures and len(train_w) == len(train_t)
-    cfg = TrainConfig(epochs=6, batch_size=16, windows_per_track=8, lr=3e-3, model=SMALL, device="cpu", patience=0)
+    cfg = TrainConfig(epochs=6, batch_size=16, windows_per_track=8, lr=3e-3, channels=(8, 16), device="cpu", patience=0)
     out = tmp_path_factory.mktemp("run")
     result = fit(train_w, valid_w, cfg, out_dir=out, log=lambda s: None)
     return result, train_w, valid_w, labels, out, cfg
 
 
 def test_training_reduces_the_loss_and_learns(trained):
-    result, _, _, _, out, _ = trained
+    result, _, _, _, out, cfg = trained
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < 0.75 * losses[0]
     assert max(h["valid_track_accuracy"] for h in result.history) >= 0.8
     assert (out / "best.pt").exists() and (out / "last.pt").exists()
-    assert json.loads((out / "config.json").read_text())["model"]["n_labels"] == 3
+    assert TrainConfig.read(out / "config.json") == cfg  # the resolved config, itself a recipe
+    assert torch.load(out / "best.pt", weights_only=True)["model_config"]["n_labels"] == 3
 
 
-def test_resume_continues_from_the_last_epoch(trained):
+class Interrupted(Exception):
+    pass
+
+
+def _interrupt_after(epoch: int):
+    def log(line: str) -> None:
+        if line.startswith(f"epoch {epoch:3d}"):
+            raise Interrupted
+
+    return log
+
+
+def _figures(history: list[dict]) -> np.ndarray:
+    return np.array([[h[k] for k in ("train_loss", "valid_loss", "valid_track_accuracy", "lr")] for h in history])
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_exactly_where_it_stopped(trained, tmp_path):
+    _, train_w, valid_w, _, _, cfg = trained
+    cfg = dataclasses.replace(cfg, epochs=4, windows_per_track=4)
+    whole = fit(train_w, valid_w, cfg, out_dir=tmp_path / "whole", log=lambda s: None)
+    with pytest.raises(Interrupted):
+        fit(train_w, valid_w, cfg, out_dir=tmp_path / "cut", log=_interrupt_after(2))
+    lines: list[str] = []
+    resumed = fit(train_w, valid_w, cfg, out_dir=tmp_path / "cut", log=lines.append, resume=True)
+    assert lines[0] == "resuming after epoch 2"
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    np.testing.assert_allclose(_figures(resumed.history), _figures(whole.history), rtol=0, atol=1e-6)
+    for key, value in whole.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=1e-6)
+
+
+def test_resuming_with_other_settings_is_refused_before_anything_is_written(trained, tmp_path):
     _, train_w, valid_w, _, out, cfg = trained
-    longer = TrainConfig(**{**cfg.__dict__, "epochs": 7})
-    result = fit(train_w, valid_w, longer, out_dir=out, log=lambda s: None, resume=True)
-    assert [h["epoch"] for h in result.history] == list(range(1, 8))
+    before = {name: (out / name).read_bytes() for name in ("config.json", "last.pt")}
+    changed = dataclasses.replace(cfg, lr=1e-3, augment=dataclasses.replace(cfg.augment, mixup_alpha=0.0))
+    with pytest.raises(ResumeMismatchError, match=r"augment\.mixup_alpha \(0\.3 -> 0\.0\); lr \(0\.003 -> 0\.001\)"):
+        fit(train_w, valid_w, changed, out_dir=out, log=lambda s: None, resume=True)
+    with pytest.raises(ResumeMismatchError, match=r"epochs \(6 -> 7\)"):
+        fit(train_w, valid_w, dataclasses.replace(cfg, epochs=7), out_dir=out, log=lambda s: None, resume=True)
+    assert before == {name: (out / name).read_bytes() for name in before}
+    # Where it runs is no setting of the run: another device or thread count resumes.
+    lines: list[str] = []
+    fit(train_w, valid_w, dataclasses.replace(cfg, device="auto"), out_dir=out, log=lines.append, resume=True)
+    assert lines == ["resuming after epoch 6"]
 
 
 def test_export_parity_and_the_runtime_classifies_real_files(trained, tmp_path, genre_folder):
     result, _, valid_w, labels, _, _ = trained
-    windows = np.concatenate([valid_w.eval_windows(i, 2) for i in range(len(valid_w))])
+    windows = np.concatenate([w[:2] for w in valid_w.windows])
     info = ModelInfo("test", "1", tuple(labels), FE, {"n": 18}, {"track_accuracy": 1.0})
     parity = export_onnx(result.model, info, tmp_path / "m.onnx", windows)
     assert parity["max_abs_diff"] <= PARITY_TOLERANCE
@@ -67,6 +112,23 @@ def test_export_parity_and_the_runtime_classifies_real_files(trained, tmp_path, 
     outcomes = list(classify_files(clf, [t.path for t in tracks], max_windows=4, workers=0))
     correct = [o.prediction.top == tracks[o.index].label for o in outcomes]
     assert np.mean(correct) >= 0.8
+
+
+def test_validation_analyses_the_windows_the_plugin_analyses(tmp_path):
+    """A track longer than the cached central excerpt: validation still sees windows placed over
+    the whole file, as `genre_model.track_features` places them."""
+    seconds = MAX_SECONDS + 30
+    t = np.arange(int(seconds * 22050)) / 22050
+    write_audio(tmp_path / "long.wav", (0.3 * np.sin(2 * np.pi * (100 + t) * t)).astype(np.float32)[:, None], 22050)
+    track = Track(str(tmp_path / "long.wav"), "Tone", "g", "s")
+    cache = FeatureCache(tmp_path / "cache", FE)
+    got, failures = inference_windows([track], ["Noise", "Tone"], cache, {}, 8)
+    assert not failures and got.targets.tolist() == [1]
+    expected = track_features(track.path, FE, 8)
+    assert window_starts(seconds, FE.window_seconds, 8)[0] < (seconds - MAX_SECONDS) / 2  # outside the excerpt
+    np.testing.assert_array_equal(got.windows[0], expected)
+    again, _ = inference_windows([track], ["Noise", "Tone"], cache, {}, 8)  # read back from the cache
+    np.testing.assert_array_equal(again.windows[0], expected)
 
 
 def test_lr_schedule_is_a_pure_function():
@@ -95,10 +157,19 @@ def test_metrics_on_a_known_case():
 def test_cli_fit_evaluate_export(genre_folder, tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"
-    res = runner.invoke(cli, ["fit", str(genre_folder), "--out", str(out), "--epochs", "2", "--device", "cpu"])
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "fast.json"
+    args = ["fit", str(genre_folder), "--out", str(out), "--config", str(recipe), "--epochs", "2", "--device", "cpu"]
+    res = runner.invoke(cli, [*args, "--set", "valid_fraction=0.25", "--set", "augment.mixup_alpha=0.1"])
     assert res.exit_code == 0, res.output
     assert (out / "model.onnx").exists() and (out / "metrics.json").exists() and (out / "learning_curves.png").exists()
-    assert Classifier(out / "model.onnx").info.labels == ("Clicks", "Noise", "Tone")
+    # The recipe, then --set, then the flags; the result saved with the run and in the model file.
+    expected = TrainConfig.read(recipe).with_overrides(
+        {"epochs": 2, "device": "cpu", "valid_fraction": 0.25, "augment.mixup_alpha": 0.1}
+    )
+    assert TrainConfig.read(out / "config.json") == expected
+    info = Classifier(out / "model.onnx").info
+    assert info.labels == ("Clicks", "Noise", "Tone") and info.name == "genreclass-fast"
+    assert TrainConfig.from_dict(info.training["config"]) == expected
     res = runner.invoke(
         cli, ["evaluate", str(out / "model.onnx"), str(genre_folder), "--out", str(tmp_path / "ev"), "--workers", "0"]
     )
@@ -107,7 +178,8 @@ def test_cli_fit_evaluate_export(genre_folder, tmp_path):
     assert metrics["n_tracks"] == 24 and set(metrics) >= {"track_accuracy", "per_class", "confusion", "macro_f1"}
     res = runner.invoke(cli, ["export", str(out / "best.pt"), "--out", str(tmp_path / "again.onnx")])
     assert res.exit_code == 0, res.output
-    assert Classifier(tmp_path / "again.onnx").info.labels == ("Clicks", "Noise", "Tone")
+    again = Classifier(tmp_path / "again.onnx").info
+    assert again.labels == ("Clicks", "Noise", "Tone") and again.name == "genreclass-fast"  # the run's name
 
 
 def test_cli_errors_are_clear(tmp_path, genre_folder):
@@ -120,3 +192,42 @@ def test_cli_errors_are_clear(tmp_path, genre_folder):
     (empty / "Rock").mkdir(parents=True)
     res = runner.invoke(cli, ["fit", str(empty), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "no audio files" in res.output
+
+
+def _one_line_error(res) -> str:
+    """The message of a command that failed with a one-line error and no traceback."""
+    assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, res.output
+    return lines[0]
+
+
+def test_bad_devices_and_settings_are_one_line_errors(tmp_path, genre_folder):
+    runner = CliRunner()
+    fit_args = ["fit", str(genre_folder), "--out", str(tmp_path / "o")]
+    res = runner.invoke(cli, [*fit_args, "--device", "tpu"])
+    assert res.exit_code == 2 and "device must be auto, cpu, cuda or cuda:N, got 'tpu'" in _one_line_error(res)
+    # A CUDA device torch cannot see: refused before any feature is computed.
+    res = runner.invoke(cli, [*fit_args, "--device", "cuda:99"])
+    assert res.exit_code == 1 and "device cuda:99: torch sees" in _one_line_error(res)
+    assert not (tmp_path / "feature-cache").exists()
+    res = runner.invoke(cli, [*fit_args, "--set", "augment.mixup=0"])
+    assert res.exit_code == 2 and "unknown setting 'augment.mixup'" in _one_line_error(res)
+    res = runner.invoke(cli, [*fit_args, "--set", "epochs=many"])
+    assert res.exit_code == 2 and "epochs must be int, got 'many'" in _one_line_error(res)
+    (tmp_path / "typo.json").write_text('{"epoch": 3}')
+    res = runner.invoke(cli, [*fit_args, "--config", str(tmp_path / "typo.json")])
+    assert res.exit_code == 2 and "unknown settings epoch" in _one_line_error(res)
+
+
+def test_settings_come_from_defaults_then_recipe_then_overrides(tmp_path):
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"comment": "x", "epochs": 5, "channels": [4, 8], "augment": {"gain_db": 1}}))
+    cfg = TrainConfig.read(recipe)
+    assert cfg == TrainConfig(epochs=5, channels=(4, 8), augment=AugmentConfig(gain_db=1.0))
+    cfg = cfg.with_overrides({"epochs": 7, "augment.tilt_db": 2})
+    assert (cfg.epochs, cfg.channels, cfg.augment.gain_db, cfg.augment.tilt_db) == (7, (4, 8), 1.0, 2.0)
+    assert cfg.differences(TrainConfig()) == ["augment.gain_db", "augment.tilt_db", "channels", "epochs"]
+    assert TrainConfig(device="cuda").differences(TrainConfig(threads=3)) == []
+    with pytest.raises(ConfigError, match="class_balance must be in"):
+        TrainConfig().with_overrides({"class_balance": 2})

@@ -1,0 +1,213 @@
+"""`TrainConfig`: every setting of a network's training run, and the one place of their defaults.
+
+A run's settings come from three layers, each overriding the one before: the defaults below,
+a recipe file (``recipes/*.json``, the same keys; see `TrainConfig.read`), and the command
+line (`TrainConfig.with_overrides`). The resolved config is saved beside the run as
+``config.json``, itself a recipe. What the data decides (mel bands and frames from the front
+end, the class count from the labels) is not a setting: `training.train.model_config` builds
+it. No torch here, so the command line can read and check a recipe before importing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from training.errors import ConfigError
+
+# Settings that say where a run executes, not what it computes: a run may resume elsewhere.
+ENVIRONMENT_KEYS = ("device", "threads")
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    """gain_db: +/- range of a random level change. tilt_db: +/- range of a linear tilt across
+    bands (dB from lowest to highest band). freq_masks/time_masks: SpecAugment mask counts, each
+    up to max_freq_mask bands / max_time_mask frames wide. mixup_alpha: Beta(a, a) mixing, 0 = off."""
+
+    gain_db: float = 6.0
+    tilt_db: float = 6.0
+    freq_masks: int = 2
+    max_freq_mask: int = 8
+    time_masks: int = 2
+    max_time_mask: int = 12
+    mixup_alpha: float = 0.3
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that decides a training run.
+
+    arch: "cnn" or "crnn" (`training.models`); channels: output channels of each conv block;
+        dropout: before the output layer; gru_hidden: GRU state size per direction (CRNN).
+    epochs: fixed length of the run (early stopping may end it sooner, see `patience`).
+    windows_per_track: training windows drawn per training track and epoch.
+    class_balance: 1 = sample every label equally often, 0 = as the data has them, between:
+        counts ** (1 - class_balance) (see `TrackWindows.balanced_indices`).
+    patience: epochs without a better validation track accuracy before stopping (0 = never).
+    warmup_epochs: linear learning-rate warm-up before the cosine decay.
+    keep_best: return the epoch of best validation track accuracy (else the last epoch, as
+        cross-validation must, since its validation fold is its test set).
+    eval_windows: windows per validation track, placed as inference places them.
+    backbone_lr_scale: learning rate of the front end and conv blocks relative to `lr` (below 1
+        when fine-tuning: the pretrained features move slowly while the new head learns).
+    valid_fraction: share of the tracks held out (as whole groups) when the data has no split
+        of its own; 0 trains on everything. min_tracks: fewest tracks a label may have.
+    seed: seeds Python, numpy and torch. device: "auto", "cpu", "cuda" or "cuda:N".
+    threads: torch's CPU threads (0: torch's choice). name: the model's name in its file.
+    """
+
+    arch: str = "cnn"
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    dropout: float = 0.3
+    gru_hidden: int = 64
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    warmup_epochs: float = 1.0
+    windows_per_track: int = 6
+    class_balance: float = 1.0
+    label_smoothing: float = 0.05
+    patience: int = 8
+    keep_best: bool = True
+    eval_windows: int = 8
+    backbone_lr_scale: float = 1.0
+    valid_fraction: float = 0.2
+    min_tracks: int = 5
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    name: str = "genreclass"
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(self.channels)
+        checks = [
+            (self.arch in ("cnn", "crnn"), f"arch must be 'cnn' or 'crnn', got {self.arch!r}"),
+            (bool(self.channels) and min(self.channels) >= 1, "channels must be one or more positive counts"),
+            (self.epochs >= 1 and self.batch_size >= 1 and self.windows_per_track >= 1, "epochs, batch_size and windows_per_track must be >= 1"),
+            (0 <= self.class_balance <= 1, f"class_balance must be in [0, 1], got {self.class_balance}"),
+            (0 <= self.valid_fraction <= 0.5, f"valid_fraction must be in [0, 0.5], got {self.valid_fraction}"),
+            (0 <= self.label_smoothing < 1 and 0 <= self.dropout < 1, "label_smoothing and dropout must be in [0, 1)"),
+            (self.min_tracks >= 1 and self.eval_windows >= 1, "min_tracks and eval_windows must be >= 1"),
+            (bool(_DEVICE.fullmatch(self.device)), f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> TrainConfig:
+        """A config from a recipe's keys; a missing key takes its default, an unknown or ill-typed one
+        raises `ConfigError` naming it (a typo must not fall back to a default)."""
+        return _build(cls, data, source)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> TrainConfig:
+        """Read a recipe file: a JSON object of `TrainConfig` keys, and an optional ``comment``."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the recipe {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a recipe is a JSON object of settings")
+        data.pop("comment", None)
+        return cls.from_dict(data, str(path))
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "command line") -> TrainConfig:
+        """A copy with `overrides` applied: {key: value}, nested keys dotted (``augment.mixup_alpha``)."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            *parents, leaf = key.split(".")
+            node = data
+            for part in parents:
+                if not isinstance(node.get(part), dict):
+                    raise ConfigError(f"{source}: unknown setting {key!r}")
+                node = node[part]
+            if leaf not in node:
+                raise ConfigError(f"{source}: unknown setting {key!r}")
+            node[leaf] = value
+        return TrainConfig.from_dict(data, source)
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """Keys (dotted) whose values differ from `other`'s, leaving out `ENVIRONMENT_KEYS`."""
+        mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
+        return sorted(
+            k for k in mine.keys() | theirs.keys() if k not in ENVIRONMENT_KEYS and mine.get(k) != theirs.get(k)
+        )
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``key=value`` of ``--set``: the value read as JSON (``3``, ``0.5``, ``true``, ``[8, 16]``),
+    else taken as a string (``arch=crnn``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set takes key=value, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str = "") -> Any:
+    """`cls(**data)` with each value checked against its field's type (ints pass as floats, lists as tuples)."""
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ConfigError(f"{source}: unknown settings {', '.join(prefix + k for k in unknown)}")
+    values = {}
+    for key, value in data.items():
+        hint, name = hints[key], prefix + key
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {name} must be an object of settings, got {value!r}")
+            values[key] = _build(hint, value, source, f"{name}.")
+            continue
+        values[key] = _checked(value, hint, name, source)
+    return cls(**values)
+
+
+def _checked(value: Any, hint: Any, name: str, source: str) -> Any:
+    wrong = ConfigError(f"{source}: {name} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise wrong
+    elif hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong
+    elif hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong
+        value = float(value)
+    elif hint is str:
+        if not isinstance(value, str):
+            raise wrong
+    elif typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"{source}: {name} must be a list of whole numbers, got {value!r}")
+        value = tuple(value)
+    return value
