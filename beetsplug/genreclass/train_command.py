@@ -14,12 +14,12 @@ import importlib
 import os
 import shutil
 import tempfile
-import time
 
 from beets import logging as beets_logging
 from beets import ui
 
 from genre_model import Classifier, ModelError, resolve_workers
+from genre_model.model_file import version_stamp
 
 from .settings import genreclass_dir, installed_model_path
 
@@ -85,7 +85,7 @@ def train_command(plugin, lib, opts, args: list[str]) -> None:
     tracks, left_out = load_beets(lib, args, aliases, vocabulary, spellings=base_labels)
     for reason, n in sorted(left_out.items()):
         log.info("{} left out: {}", personal.plural(n, "track"), reason)
-    version = time.strftime("%Y%m%d-%H%M%S")
+    version = version_stamp()
     out = opts.out or os.path.join(genreclass_dir(), f"personal-{version}.onnx")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     options = personal.RetrainOptions(
