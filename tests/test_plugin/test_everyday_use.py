@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,27 @@ def test_run_sh_rejects_unknown_arguments(tmp_path):
         assert proc.returncode == 2 and "usage: ./run.sh" in proc.stderr, (args, proc.stderr)
 
 
-def test_run_sh_names_each_skipped_track_and_forces(tmp_path, tiny_model):
+def _venv_borrowing_dependencies(path: Path) -> Path:
+    """A new virtual environment that sees the test environment's packages (a .pth file) but
+    not its editable install of this checkout: run.sh installs this checkout into it for real,
+    without downloading anything, and the test environment is left as it was."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    purelib = subprocess.run(
+        [str(path / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    (Path(purelib) / "test-environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # beets comes through the .pth file; its `beet` script, which run.sh calls, is written here.
+    beet = path / "bin" / "beet"
+    beet.write_text(
+        f"#!{path / 'bin' / 'python'}\nimport sys\nfrom beets.ui import main\n\n"
+        "if __name__ == '__main__':  # decoder processes import this module again\n    sys.exit(main())\n"
+    )
+    beet.chmod(0o755)
+    return path
+
+
+def test_run_sh_installs_this_checkout_names_each_skipped_track_and_forces(tmp_path, tiny_model):
     music = tmp_path / "music"
     music.mkdir()
     write_tone(music / "low.flac", 200.0, seconds=5.0)
@@ -169,12 +190,14 @@ def test_run_sh_names_each_skipped_track_and_forces(tmp_path, tiny_model):
     f = mutagen.File(tagged)
     f["genre"] = "Jazz"
     f.save()
-    # The test venv stands in for run.sh's own .venv (same code; saves an install).
-    env = {**os.environ, "GENRECLASS_VENV": str(Path(sys.executable).parents[1])}
+    env = {**os.environ, "GENRECLASS_VENV": str(_venv_borrowing_dependencies(tmp_path / "venv"))}
     run_sh = [str(REPO / "run.sh"), str(music), "--model", str(tiny_model)]
     proc = subprocess.run(run_sh, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "skipped: already has genres (Jazz)" in proc.stdout and "would be Low" in proc.stdout
+    # A real install: the package and its bundled models copied into the new environment.
+    installed = {p.name for p in (tmp_path / "venv").rglob("site-packages/genre_model/bundled/*.onnx")}
+    assert installed == {"genreclass-default.onnx", "genreclass-fast.onnx"}
     forced = subprocess.run([*run_sh, "--force"], capture_output=True, text=True, env=env, timeout=300)
     assert forced.returncode == 0, forced.stderr
     assert "would be High" in forced.stdout and "pretend: 2 classified" in forced.stdout
