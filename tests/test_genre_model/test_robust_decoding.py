@@ -115,6 +115,10 @@ def test_eight_channel_96k_and_8k_mono_files_decode(tmp_path):
     for path in (wide, narrow):
         windows = decode_windows(path, FE, 8)
         assert windows.shape == (1, FE.window_samples) and np.isfinite(windows).all()
+        # The tone itself, at its level, after the down-mix and resampling to the model's rate.
+        spectrum = np.abs(np.fft.rfft(windows[0] * np.hanning(FE.window_samples)))
+        assert abs(np.fft.rfftfreq(FE.window_samples, 1 / FE.sample_rate)[spectrum.argmax()] - 500.0) < 10, path
+        assert 0.25 < np.abs(windows[0]).max() < 0.35, path
 
 
 def _descendants(pid: int) -> list[int]:

@@ -49,10 +49,15 @@ def test_training_reduces_the_loss_and_learns(trained):
 
 
 def test_resume_continues_from_the_last_epoch(trained):
-    _, train_w, valid_w, _, out, cfg = trained
+    first, train_w, valid_w, _, out, cfg = trained
     longer = TrainConfig(**{**cfg.__dict__, "epochs": 7})
-    result = fit(train_w, valid_w, longer, out_dir=out, log=lambda s: None, resume=True)
+    lines: list[str] = []
+    result = fit(train_w, valid_w, longer, out_dir=out, log=lines.append, resume=True)
     assert [h["epoch"] for h in result.history] == list(range(1, 8))
+    # Epochs 1-6 come from the checkpoint, not from training again: only epoch 7 is trained.
+    assert result.history[:6] == first.history
+    assert lines[0] == "resuming after epoch 6"
+    assert [line.split()[1] for line in lines if line.startswith("epoch")] == ["7"]
 
 
 def test_export_parity_and_the_runtime_classifies_real_files(trained, tmp_path, genre_folder):
