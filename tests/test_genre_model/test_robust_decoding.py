@@ -139,6 +139,7 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_a_decoder_process_killed_mid_run_costs_no_file(tmp_path, tiny_model):
     paths = [write_tone(tmp_path / f"t{i:02d}.flac", 200.0 if i % 2 else 5000.0, seconds=30.0) for i in range(24)]

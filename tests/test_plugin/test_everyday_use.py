@@ -15,8 +15,6 @@ import soundfile
 from audio_factory import write_audio, write_tone
 from beets_harness import Beets, digest, genres_in_file
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -190,6 +188,7 @@ def _venv_borrowing_dependencies(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_run_sh_installs_this_checkout_names_each_skipped_track_and_forces(tmp_path, tiny_model):
     music = tmp_path / "music"
     music.mkdir()

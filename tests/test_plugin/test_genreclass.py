@@ -16,8 +16,6 @@ import pytest
 from audio_factory import write_tone
 from beets_harness import BEET, Beets, digest, genres_in_file
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def library(tmp_path, tiny_model) -> Beets:
@@ -147,6 +145,7 @@ def test_m4a_gets_mp4_genre_atom(tmp_path, tiny_model):
     assert mutagen.File(path).tags["\xa9gen"] == ["Low"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_between_tracks_and_a_rerun_resumes(tmp_path, tiny_model, signum):
 

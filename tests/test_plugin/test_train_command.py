@@ -18,8 +18,6 @@ from tiny_model import build_tiny_backbone
 
 from genre_model import Classifier
 
-pytestmark = pytest.mark.slow
-
 SR = 22050
 
 
@@ -58,6 +56,7 @@ def tagged_library(tmp_path) -> Beets:
     return beets
 
 
+@pytest.mark.slow
 def test_train_writes_installs_and_genreclass_uses_the_new_vocabulary(tagged_library):
     # From the fast CNN: the torch fine-tuning path (a model with an embedding, as the default, gets a head: below).
     beets = tagged_library
@@ -142,6 +141,7 @@ def _hide(root, *modules: str) -> dict[str, str]:
     return {"PYTHONPATH": str(root)}
 
 
+@pytest.mark.slow
 def test_a_model_with_an_embedding_gets_a_new_head_without_torch(tagged_library, tmp_path):
     beets = tagged_library
     backbone = build_tiny_backbone(tmp_path / "backbone.onnx", labels=("Drone", "Other"))

@@ -39,6 +39,7 @@ def trained(genre_folder, tmp_path_factory):
     return result, train_w, valid_w, labels, out, cfg
 
 
+@pytest.mark.slow
 def test_training_reduces_the_loss_and_learns(trained):
     result, _, _, _, out, _ = trained
     losses = [h["train_loss"] for h in result.history]
@@ -48,6 +49,7 @@ def test_training_reduces_the_loss_and_learns(trained):
     assert json.loads((out / "config.json").read_text())["model"]["n_labels"] == 3
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_epoch(trained):
     first, train_w, valid_w, _, out, cfg = trained
     longer = TrainConfig(**{**cfg.__dict__, "epochs": 7})
@@ -60,6 +62,7 @@ def test_resume_continues_from_the_last_epoch(trained):
     assert [line.split()[1] for line in lines if line.startswith("epoch")] == ["7"]
 
 
+@pytest.mark.slow
 def test_export_parity_and_the_runtime_classifies_real_files(trained, tmp_path, genre_folder):
     result, _, valid_w, labels, _, _ = trained
     windows = np.concatenate([valid_w.eval_windows(i, 2) for i in range(len(valid_w))])
