@@ -115,6 +115,10 @@ def test_eight_channel_96k_and_8k_mono_files_decode(tmp_path):
     for path in (wide, narrow):
         windows = decode_windows(path, FE, 8)
         assert windows.shape == (1, FE.window_samples) and np.isfinite(windows).all()
+        # The tone itself, at its level, after the down-mix and resampling to the model's rate.
+        spectrum = np.abs(np.fft.rfft(windows[0] * np.hanning(FE.window_samples)))
+        assert abs(np.fft.rfftfreq(FE.window_samples, 1 / FE.sample_rate)[spectrum.argmax()] - 500.0) < 10, path
+        assert 0.25 < np.abs(windows[0]).max() < 0.35, path
 
 
 def _descendants(pid: int) -> list[int]:
@@ -135,6 +139,7 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_a_decoder_process_killed_mid_run_costs_no_file(tmp_path, tiny_model):
     paths = [write_tone(tmp_path / f"t{i:02d}.flac", 200.0 if i % 2 else 5000.0, seconds=30.0) for i in range(24)]

@@ -1,4 +1,8 @@
-"""`beet genreclass` and `beet import` driven for real, in a temporary library, on real files."""
+"""`beet genreclass` and `beet import` driven for real, in a temporary library, on real files.
+
+Commands run in the test process (`Beets.run`); the installed `beet` script runs in a process of
+its own where a process is what is tested: the entry point itself, and stopping on a signal.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,6 @@ import mutagen
 import pytest
 from audio_factory import write_tone
 from beets_harness import BEET, Beets, digest, genres_in_file
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -39,6 +41,21 @@ def test_import_with_auto_writes_genres_into_files(library):
     models = library.field("genreclass_model")
     assert set(models.values()) == {"tiny@1"} and len(models) == 8
     assert all(float(v) > 0.9 for v in library.field("genreclass_confidence").values())
+
+
+def test_the_installed_beet_script_loads_the_plugin_and_exits_1_on_a_bad_setting(library):
+    # The one place the `beet` entry point itself runs these commands; everything else runs them in-process.
+    imported(library)
+    proc = library.run_process("genreclass")
+    assert "\ngenreclass: 8 classified, 0 unchanged, 0 uncertain, 0 skipped, 0 failed in " in proc.stdout
+    assert proc.stdout.count("  Low (Low 1.00") == proc.stdout.count("  High (High 1.00") == 4
+    for path in library.music.iterdir():
+        assert genres_in_file(path) == (["Low"] if path.name.startswith("low") else ["High"]), path.name
+    assert proc.stderr == ""
+    library.config["genreclass"]["count"] = 0
+    library.write_config()
+    bad = library.run_process("genreclass", check=False)
+    assert bad.returncode == 1 and bad.stderr == "error: genreclass: 'count' must be at least 1, got 0\n", bad.stderr
 
 
 def test_pretend_changes_no_byte_and_no_database_entry(library):
@@ -128,6 +145,7 @@ def test_m4a_gets_mp4_genre_atom(tmp_path, tiny_model):
     assert mutagen.File(path).tags["\xa9gen"] == ["Low"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_between_tracks_and_a_rerun_resumes(tmp_path, tiny_model, signum):
 
@@ -136,8 +154,7 @@ def test_a_signal_stops_between_tracks_and_a_rerun_resumes(tmp_path, tiny_model,
     for i in range(n):
         write_tone(beets.music / f"t{i:02d}.flac", 200.0 if i % 2 else 5000.0, seconds=20.0)
     imported(beets)
-    env = {**os.environ, "BEETSDIR": str(beets.root)}
-    env["PYTHONUNBUFFERED"] = "1"  # verdict lines reach the pipe as they are printed
+    env = beets.process_env({"PYTHONUNBUFFERED": "1"})  # verdict lines reach the pipe as they are printed
     proc = subprocess.Popen([BEET, "genreclass"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     for line in proc.stdout:
         if line.startswith(("  Low (", "  High (")):

@@ -16,8 +16,6 @@ from beets_harness import Beets, digest, genres_in_file
 from mutagen.id3 import COMM, ID3, TALB, TDRC, TIT2, TPE1, TRCK, TXXX
 from tiny_model import build_tiny_model
 
-pytestmark = pytest.mark.slow
-
 GENRE_KEYS = {"TCON", "genre", "GENRE", "\xa9gen"}
 
 

@@ -27,6 +27,7 @@ def test_pretrained_back_end_reproduces_musicnn_embedding():
     torch.testing.assert_close(ours, theirs)
 
 
+@pytest.mark.slow
 def test_fit_backend_learns_separable_windows():
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 3, (3, 1506)).astype(np.float32)

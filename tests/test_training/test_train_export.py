@@ -43,6 +43,7 @@ def trained(genre_folder, tmp_path_factory):
     return result, train_w, valid_w, labels, out, cfg
 
 
+@pytest.mark.slow
 def test_training_reduces_the_loss_and_learns(trained):
     result, _, _, _, out, cfg = trained
     losses = [h["train_loss"] for h in result.history]
@@ -100,6 +101,7 @@ def test_resuming_with_other_settings_is_refused_before_anything_is_written(trai
     assert lines == ["resuming after epoch 6"]
 
 
+@pytest.mark.slow
 def test_export_parity_and_the_runtime_classifies_real_files(trained, tmp_path, genre_folder):
     result, _, valid_w, labels, _, _ = trained
     windows = np.concatenate([w[:2] for w in valid_w.windows])
