@@ -23,14 +23,14 @@ from training.splits import check_disjoint, group_holdout
 from training.windows import inference_windows, prepare
 
 
-def _load_all(specs: tuple[str, ...]) -> list[Track]:
+def _load_all(specs: tuple[str, ...], echo=click.echo) -> list[Track]:
     tracks = []
     for spec in specs:
         try:
             found = load_data(spec)
         except DatasetError as exc:
             raise click.UsageError(str(exc)) from None
-        click.echo(f"{spec}: {len(found)} tracks")
+        echo(f"{spec}: {len(found)} tracks")
         tracks += found
     if not tracks:
         raise click.UsageError("no labelled tracks in the given data")
@@ -111,24 +111,40 @@ def fit(data, out_dir, recipe, assignments, init, workers, cache, resume, cv_rep
         config = _config(recipe, assignments, {key: flags[key] for key in _FLAGS})
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    from training.distributed import process_group, world_from_env
+    from training.train import resolve_device
+
     try:
-        _fit(config, data, Path(out_dir), init, workers, cache, resume, cv_report)
+        world = world_from_env()  # torchrun's processes, or this one alone
+        device = resolve_device(config.device)  # an unusable device fails now, not after the features
+        with process_group(world, device.type) as world:
+            _fit(config, data, Path(out_dir), init, workers, cache, resume, cv_report, world)
     except TrainingError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _fit(config: TrainConfig, data, out: Path, init, workers: int, cache, resume: bool, cv_report) -> None:
+def _quiet(*args, **kwargs) -> None:
+    """click.echo for ranks other than 0."""
+
+
+def _fit(config: TrainConfig, data, out: Path, init, workers: int, cache, resume: bool, cv_report, world) -> None:
     import torch
 
     from training.checkpoint import load_checkpoint
+    from training.distributed import barrier
     from training.evaluate import metrics_from_probs, plot_history, write_metrics
     from training.export import export_onnx
     from training.train import fit as run_fit
-    from training.train import resolve_device, track_probabilities
+    from training.train import track_probabilities
 
     started = time.time()
-    resolve_device(config.device)  # an unusable device fails now, not after the features are computed
-    tracks = _load_all(data)
+    echo = click.echo if world.is_main else _quiet  # rank 0 speaks for all
+    echo(
+        f"training on {world.size} processes (torchrun, backend {world.backend})"
+        if world.distributed
+        else "training on 1 process (start it with torchrun to train on several)"
+    )
+    tracks = _load_all(data, echo)
     counts = Counter(t.label for t in tracks)
     try:
         tracks, labels = select_labels(tracks, None, config.min_tracks, drop_rare=False)
@@ -145,15 +161,21 @@ def _fit(config: TrainConfig, data, out: Path, init, workers: int, cache, resume
         )
     except SplitLeakError as exc:
         raise click.UsageError(f"refusing a leaky split: {exc}") from None
-    click.echo(f"labels: {', '.join(f'{label} {counts[label]}' for label in labels)}")
-    click.echo(f"split: {len(train_t)} train, {len(valid_t)} valid tracks")
+    echo(f"labels: {', '.join(f'{label} {counts[label]}' for label in labels)}")
+    echo(f"split: {len(train_t)} train, {len(valid_t)} valid tracks")
     fcache = FeatureCache(cache or out.parent / "feature-cache", FrontendConfig())
-    train_w, _ = prepare(train_t, labels, fcache, digests, workers, click.echo)
+    if world.distributed:  # each rank computes its share of the features, then all read them all
+        prepare(world.shard(train_t), labels, fcache, digests, workers, echo)
+        inference_windows(world.shard(valid_t), labels, fcache, digests, config.eval_windows, workers, echo)
+        barrier(world)
+    train_w, _ = prepare(train_t, labels, fcache, digests, workers, echo)
     valid_w = None
     if valid_t:
-        valid_w = inference_windows(valid_t, labels, fcache, digests, config.eval_windows, workers, click.echo)[0]
+        valid_w = inference_windows(valid_t, labels, fcache, digests, config.eval_windows, workers, echo)[0]
     init_state = load_checkpoint(init)[1]["state_dict"] if init else None
-    result = run_fit(train_w, valid_w, config, out, log=click.echo, init_state=init_state, resume=resume)
+    result = run_fit(train_w, valid_w, config, out, log=echo, init_state=init_state, resume=resume, world=world)
+    if not world.is_main:
+        return  # rank 0 writes the plots, metrics and the exported model
     plot_history(result.history, out / "learning_curves.png")
     device_t = next(result.model.parameters()).device
     metrics: dict = {}

@@ -115,7 +115,8 @@ class TrainConfig:
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> TrainConfig:
-        """Read a recipe file: a JSON object of `TrainConfig` keys, and an optional ``comment``."""
+        """Read a recipe file: a JSON object of `TrainConfig` keys, and an optional ``comment``
+        (and ``run``, which a run's saved ``config.json`` adds: its world size and backend)."""
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
@@ -123,6 +124,7 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: a recipe is a JSON object of settings")
         data.pop("comment", None)
+        data.pop("run", None)  # how a saved run executed (world size, backend): not a setting
         return cls.from_dict(data, str(path))
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str = "command line") -> TrainConfig:

@@ -21,9 +21,14 @@ from genre_model import FrontendConfig, vote
 from training.augment import augment
 from training.checkpoint import check_resumable, read_checkpoint, restore_rng, rng_state, save_checkpoint
 from training.config import TrainConfig
+from training.distributed import World, gather_shards, gather_states, mean_over_world, training_device
 from training.errors import ConfigError
 from training.models import BACKBONE_PREFIXES, ModelConfig, build_model
 from training.windows import InferenceWindows, TrackWindows
+
+# Ranks > 0 seed their own streams (augmentation, dropout) this far apart from rank 0's: ranks
+# must not augment alike. Rank 0 draws exactly what a single process draws.
+RANK_SEED_STRIDE = 1_000_003
 
 
 def seed_everything(seed: int) -> None:
@@ -116,6 +121,7 @@ def fit(
     log: Callable[[str], None] = print,
     init_state: dict[str, torch.Tensor] | None = None,
     resume: bool = False,
+    world: World = World(),
 ) -> FitResult:
     """Train a network on `train`; with `valid` (the windows inference would analyse in each
     validation track), keep the epoch of best validation track accuracy.
@@ -125,8 +131,14 @@ def fit(
     there exactly as if never stopped, and a config that differs from that run's is refused
     (`ResumeMismatchError`) before anything is written.
     init_state: weights to start from (layers whose shapes differ are left as initialised).
+    world: the processes training together under torchrun (`training.distributed`: each trains on
+    its slice of every global batch of `config.batch_size` windows; gradients are averaged, the
+    loss and validation gathered, and only rank 0 writes files or logs). A run resumes with any
+    world size; with the size it was saved with, exactly.
     """
     start_time = time.time()
+    if not world.is_main:
+        log = _silent
     out = Path(out_dir) if out_dir else None
     model_cfg = model_config(config, train.frontend, len(train.labels))
     steps_per_epoch = max(1, len(train) * config.windows_per_track // config.batch_size)
@@ -134,8 +146,8 @@ def fit(
     if resume and out and (out / "last.pt").exists():
         resumed = read_checkpoint(out / "last.pt")
         check_resumable(resumed, out / "last.pt", config, train.labels, train.frontend, steps_per_epoch)
-    device = resolve_device(config.device)
-    seed_everything(config.seed)
+    device = training_device(world, resolve_device(config.device))
+    seed_everything(config.seed + RANK_SEED_STRIDE * world.rank)
     if config.threads:
         torch.set_num_threads(config.threads)
     model = build_model(model_cfg).to(device)
@@ -152,8 +164,8 @@ def fit(
         weight_decay=config.weight_decay,
     )
     total = steps_per_epoch * config.epochs
-    rng = np.random.default_rng(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)  # batches and crops: alike on every rank
+    gen = torch.Generator().manual_seed(config.seed + RANK_SEED_STRIDE * world.rank)  # augmentation
     history: list[dict[str, float]] = []
     best = (-1.0, 0, copy.deepcopy(model.state_dict()))
     first_epoch = 1
@@ -162,11 +174,26 @@ def fit(
         opt.load_state_dict(resumed["optimizer"])
         history, first_epoch = resumed["history"], resumed["epoch"] + 1
         best = (resumed["best_accuracy"], resumed["best_epoch"], resumed["best_state"])
-        restore_rng(resumed["rng"], rng, gen)
+        states = resumed["rng"]
+        if len(states) == world.size:
+            restore_rng(states[world.rank], rng, gen)
+        else:  # another world size: the shared stream continues, each rank's own is seeded anew
+            restore_rng(states[0], rng, gen)
+            reseed = config.seed + RANK_SEED_STRIDE * world.rank + first_epoch
+            torch.manual_seed(reseed)
+            gen.manual_seed(reseed)
+            log(f"the run was saved by {len(states)} processes, resumed by {world.size}: augmentation reseeded")
         log(f"resuming after epoch {resumed['epoch']}")
-    if out:
+    if out and world.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+        run = {"world_size": world.size, "backend": world.backend or "none"}
+        (out / "config.json").write_text(json.dumps({**config.to_dict(), "run": run}, indent=1))
+    net = model
+    if world.distributed:  # gradients averaged over the ranks in backward
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    mine = slice(world.rank, None, world.size)  # this rank's windows of each global batch
 
     def checkpoint(epoch: int, **extra: Any) -> dict[str, Any]:
         """What rebuilds the model (and, with `extra`, resumes the run): plain values and tensors."""
@@ -183,7 +210,7 @@ def fit(
         }
 
     for epoch in range(first_epoch, config.epochs + 1):
-        model.train()
+        net.train()
         losses = []
         for step in range(steps_per_epoch):
             lr = lr_at(
@@ -191,35 +218,39 @@ def fit(
             )
             for group in opt.param_groups:
                 group["lr"] = lr * group["lr_scale"]
+            # Every rank draws the whole batch (one shared stream) and trains on its slice.
             idx = train.balanced_indices(config.batch_size, rng, config.class_balance)
-            x = torch.from_numpy(train.random_crops(idx, rng)).to(device)
-            y = torch.from_numpy(train.targets[idx]).to(device)
+            x = torch.from_numpy(train.random_crops(idx, rng)[mine]).to(device)
+            y = torch.from_numpy(train.targets[idx][mine]).to(device)
             x, soft = augment(x, y, len(train.labels), config.augment, gen)
             # Probability targets (mixup's), smoothed towards uniform by torch.
-            loss = F.cross_entropy(model(x), soft, label_smoothing=config.label_smoothing)
+            loss = F.cross_entropy(net(x), soft, label_smoothing=config.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             losses.append(loss.item())
         record = {
             "epoch": epoch,
-            "train_loss": float(np.mean(losses)),
+            "train_loss": mean_over_world(float(np.mean(losses)), world, device),
             "lr": opt.param_groups[-1]["lr"],
             "seconds": time.time() - start_time,
         }
         if valid is not None and len(valid):
-            record |= validation_record(track_probabilities(model, valid.windows, device), valid)
+            # Each rank predicts its share of the tracks; all get all, so all decide alike.
+            probs = gather_shards(track_probabilities(model, world.shard(valid.windows), device), world)
+            record |= validation_record(probs, valid)
             if record["valid_track_accuracy"] > best[0] or not config.keep_best:
                 best = (record["valid_track_accuracy"], epoch, copy.deepcopy(model.state_dict()))
         else:
             best = (0.0, epoch, copy.deepcopy(model.state_dict()))
         history.append(record)
-        if out:
+        states = gather_states(rng_state(rng, gen), world)  # every rank's generators, for an exact resume
+        if out and world.is_main:
             save_checkpoint(
                 out / "last.pt",
                 checkpoint(
                     epoch, optimizer=opt.state_dict(), steps_per_epoch=steps_per_epoch, best_accuracy=best[0],
-                    best_epoch=best[1], best_state=best[2], rng=rng_state(rng, gen),
+                    best_epoch=best[1], best_state=best[2], rng=states,
                 ),
             )  # fmt: skip
         log(
@@ -235,7 +266,11 @@ def fit(
             log(f"stopping: no better validation track accuracy for {config.patience} epochs")
             break
     model.load_state_dict(best[2])
-    if out:
+    if out and world.is_main:
         save_checkpoint(out / "best.pt", checkpoint(best[1]))
         (out / "history.json").write_text(json.dumps(history, indent=1))
     return FitResult(model, history, best[1], time.time() - start_time)
+
+
+def _silent(line: str) -> None:
+    """The log of ranks other than 0: rank 0 speaks for all."""
