@@ -7,6 +7,9 @@ mean of the window probabilities.
 
     python benchmarks/musicnn_cv.py runs/musicnn/pool.npz --out runs/musicnn/cv
 
+With ``--predictions FILE.npz`` it also writes every held-out window's probabilities (see
+`write_predictions`), which `benchmarks/album_pooling.py` votes and pools as the plugin does.
+
 Heads (the backbone is frozen in all of them; its features are cached):
   lr-clip-pool   logistic regression on each clip's mean pooled mid-end features (issue baseline)
   lr-window-emb  logistic regression on each window's 200-unit penultimate embedding
@@ -73,6 +76,33 @@ def proba(clf, x: np.ndarray, n_labels: int) -> np.ndarray:
     return out
 
 
+def write_predictions(
+    path: str, cache: Cache, folds: list[int | None], preds: dict[tuple[str, str], dict[int, np.ndarray]]
+) -> None:
+    """Per-window probabilities of the held-out tracks, one .npz.
+
+    ``track``: indices into the cache of the predicted tracks (sorted), with their ``path``,
+    ``label``, ``group``, ``source`` and ``fold``; ``labels``: the column order; per method M and
+    placement P, ``M_wP_probs`` (n_windows, n_labels) float32 and ``M_wP_offsets`` (n_tracks + 1:
+    predicted track k's windows are offsets[k]:offsets[k+1]).
+    """
+    idx = sorted(next(iter(preds.values())))
+    arrays: dict[str, np.ndarray] = {
+        "track": np.array(idx),
+        "labels": np.array(cache.labels),
+        "path": np.array([cache.tracks[i].path for i in idx]),
+        "label": np.array([cache.tracks[i].label for i in idx]),
+        "group": np.array([cache.tracks[i].group for i in idx]),
+        "source": np.array([cache.tracks[i].source for i in idx]),
+        "fold": np.array([folds[i] for i in idx]),
+    }
+    for (m, p), by_track in preds.items():
+        arrays[f"{m}_w{p}_probs"] = np.concatenate([by_track[i] for i in idx]).astype(np.float32)
+        arrays[f"{m}_w{p}_offsets"] = np.cumsum([0] + [len(by_track[i]) for i in idx])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cache")
@@ -84,6 +114,7 @@ def main() -> None:
     ap.add_argument(
         "--backend", default="", help="BackendConfig overrides for backend-ft, e.g. 'epochs=60,class_balance=0.5'"
     )
+    ap.add_argument("--predictions", help="also write the held-out windows' probabilities to this .npz")
     args = ap.parse_args()
 
     cache = Cache(args.cache)
@@ -92,7 +123,7 @@ def main() -> None:
     methods = args.methods.split(",")
     overrides = dict(kv.split("=") for kv in args.backend.split(",") if kv)
     backend_cfg = BackendConfig(**{k: type(getattr(BackendConfig(), k))(v) for k, v in overrides.items()})
-    preds = {(m, p): {} for m in methods for p in PLACEMENTS}
+    preds: dict[tuple[str, str], dict[int, np.ndarray]] = {(m, p): {} for m in methods for p in PLACEMENTS}
     seconds = {m: 0.0 for m in methods}
     for f in range(args.folds):
         train_idx, valid_idx = pool_cv_fold_indices(folds, tracks, f)
@@ -149,6 +180,8 @@ def main() -> None:
                   f"{metrics['macro_f1']:.3f} | {ps['gtzan']['track_accuracy']:.3f} | "
                   f"{ps['emotify']['track_accuracy']:.3f} | {seconds[m] / args.folds:.1f} |", flush=True)  # fmt: skip
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    if args.predictions:
+        write_predictions(args.predictions, cache, folds, preds)
 
 
 if __name__ == "__main__":
