@@ -212,6 +212,7 @@ def fit(
     for epoch in range(first_epoch, config.epochs + 1):
         net.train()
         losses = []
+        epoch_started = time.time()
         for step in range(steps_per_epoch):
             lr = lr_at(
                 (epoch - 1) * steps_per_epoch + step, total, config.lr, int(config.warmup_epochs * steps_per_epoch)
@@ -229,8 +230,11 @@ def fit(
             loss.backward()
             opt.step()
             losses.append(loss.item())
+        train_seconds = time.time() - epoch_started
         record = {
             "epoch": epoch,
+            # Training windows of the whole world per second (validation not counted).
+            "windows_per_s": steps_per_epoch * config.batch_size / train_seconds,
             "train_loss": mean_over_world(float(np.mean(losses)), world, device),
             "lr": opt.param_groups[-1]["lr"],
             "seconds": time.time() - start_time,
@@ -260,7 +264,7 @@ def fit(
                 for k in ("valid_loss", "valid_track_accuracy", "valid_window_accuracy")
                 if k in record
             )
-            + f"  ({record['seconds']:.0f} s)"
+            + f"  ({record['seconds']:.0f} s, {record['windows_per_s']:.0f} windows/s)"
         )
         if valid is not None and config.keep_best and config.patience and epoch - best[1] >= config.patience:
             log(f"stopping: no better validation track accuracy for {config.patience} epochs")
