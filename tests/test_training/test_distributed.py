@@ -64,9 +64,9 @@ def test_two_processes_train_one_model_the_plugin_loads_and_agree_with_one(genre
     assert json.loads((tmp_path / "two" / "config.json").read_text())["run"] == {"world_size": 2, "backend": "gloo"}
     assert json.loads((tmp_path / "one" / "config.json").read_text())["run"] == {"world_size": 1, "backend": "none"}
     # The same global batches, gradients averaged: the curves agree up to batch norm's per-rank
-    # statistics (measured: at most 0.10 on the training loss, 0.04 on the validation loss).
-    np.testing.assert_allclose(_losses(tmp_path / "two"), _losses(tmp_path / "one"), atol=0.15)
-    np.testing.assert_allclose(_losses(tmp_path / "two", "valid_loss"), _losses(tmp_path / "one", "valid_loss"), atol=0.08)  # fmt: skip
+    # statistics (measured: at most 0.092 on the training loss, 0.028 on the validation loss).
+    np.testing.assert_allclose(_losses(tmp_path / "two"), _losses(tmp_path / "one"), atol=0.12)
+    np.testing.assert_allclose(_losses(tmp_path / "two", "valid_loss"), _losses(tmp_path / "one", "valid_loss"), atol=0.05)  # fmt: skip
     assert _losses(tmp_path / "two")[-1] < 0.6 * _losses(tmp_path / "two")[0]
     # The exported model classifies real files in the plugin's runtime.
     clf = Classifier(tmp_path / "two" / "model.onnx", device="cpu")
@@ -74,6 +74,13 @@ def test_two_processes_train_one_model_the_plugin_loads_and_agree_with_one(genre
     outcomes = sorted(classify_files(clf, paths, max_windows=2, workers=0), key=lambda o: o.index)
     right = [o.prediction.top == Path(o.path).parent.name for o in outcomes]
     assert np.mean(right) >= 0.8
+    # Fine-tuning from a trained model's weights (--init) runs the same way under torchrun.
+    tuned = _fit(
+        genre_folder, tmp_path / "tuned", "--epochs", "1", "--init", str(tmp_path / "two" / "best.pt"), nproc=2
+    )
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+    # Started from trained weights, its first epoch's validation loss is already near the end of the first run's.
+    assert _losses(tmp_path / "tuned", "valid_loss")[0] < _losses(tmp_path / "two", "valid_loss")[0]
 
 
 def _children(pid: int) -> list[int]:
