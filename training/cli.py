@@ -106,6 +106,10 @@ def fit(data, out_dir, recipe, assignments, init, workers, cache, resume, cv_rep
     Settings: TrainConfig's defaults, overridden by a --config recipe, then by --set and the
     flags. Splits are made on tracks by group (artist, or the dataset's own split) before any
     window is cut; a split with a group or a file on both sides is refused.
+
+    Under torchrun (torchrun --nproc-per-node N $(command -v genreclass-train) fit ...) the N
+    processes train one model together (DDP: NCCL on CUDA, gloo on CPU); batch_size is then
+    the global batch, and rank 0 writes the outputs.
     """
     try:
         config = _config(recipe, assignments, {key: flags[key] for key in _FLAGS})
