@@ -43,6 +43,11 @@ class Progress:
     time left; elsewhere (pipes, log files) one log line every `PROGRESS_EVERY_S` seconds.
 
     Results printed on stdout while the bar is drawn must call `clear` first.
+
+    Hand-written rather than tqdm or enlighten: beets itself has no progress bar to reuse; tqdm
+    piped into a log writes carriage-return frames, not the periodic plain lines logs want, and
+    clearing the bar before each result on stdout is a few lines here; neither library is then
+    worth a new runtime dependency.
     """
 
     BAR_WIDTH = 30
