@@ -6,10 +6,12 @@ listens), the backbone's pooled mid-end features (`training.embeddings.pooled_fe
 same code the recipe build uses) and the pretrained 200-unit penultimate embedding.
 
     python benchmarks/musicnn_embed.py ../shared/data/manifest.csv --out runs/musicnn/pool.npz
+    python benchmarks/musicnn_embed.py ../shared/data/manifest.csv --out runs/vgg/pool.npz --backbone msd_vgg
 
 Writes one .npz: per placement P, ``P_pool`` (n_windows, 1506) float32 in musicnn's interleaved
 (max, mean) order, ``P_emb`` (n_windows, 200) and ``P_offsets`` (n_tracks + 1: track i's windows
-are offsets[i]:offsets[i+1]); and ``path``, ``label``, ``group``, ``source`` per track.
+are offsets[i]:offsets[i+1]); and ``path``, ``label``, ``group``, ``source`` per track. With
+``--backbone msd_vgg`` both ``P_pool`` and ``P_emb`` hold MSD_vgg's embedding, (n_windows, 256).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from training.datasets import load_manifest
-from training.embeddings import pooled_features
+from training.embeddings import pooled_features, vgg_embeddings
 from training.musicnn import load_pretrained
 
 
@@ -33,10 +35,12 @@ def main() -> None:
     ap.add_argument("--cache", default="runs/feature-cache")
     ap.add_argument("--placements", default="all,8,4,2")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--backbone", choices=["msd_musicnn", "msd_vgg"], default="msd_musicnn",
+                    help="msd_vgg: its 256-unit embedding stands in for both P_pool and P_emb")  # fmt: skip
     args = ap.parse_args()
 
     tracks = load_manifest(args.manifest)
-    backbone = load_pretrained("msd_musicnn").eval()
+    backbone = load_pretrained(args.backbone).eval()
     arrays: dict[str, np.ndarray] = {
         "path": np.array([t.path for t in tracks]),
         "label": np.array([t.label for t in tracks]),
@@ -46,13 +50,17 @@ def main() -> None:
     for placement in args.placements.split(","):
         started = time.time()
         max_windows = None if placement == "all" else int(placement)
-        pooled, failures = pooled_features([t.path for t in tracks], backbone, args.cache, max_windows, args.workers)
+        features = pooled_features if args.backbone == "msd_musicnn" else vgg_embeddings
+        pooled, failures = features([t.path for t in tracks], backbone, args.cache, max_windows, args.workers)
         if failures:
             raise SystemExit(f"could not decode: {failures}")
         pool = np.concatenate(pooled)
-        with torch.no_grad():  # the pretrained back end on the pooled features: its 'penultimate'
-            x = backbone.pool_norm(torch.from_numpy(pool))
-            embedding = backbone.dense_norm(torch.relu(backbone.dense(x))).numpy()
+        if args.backbone == "msd_vgg":
+            embedding = pool
+        else:
+            with torch.no_grad():  # the pretrained back end on the pooled features: its 'penultimate'
+                x = backbone.pool_norm(torch.from_numpy(pool))
+                embedding = backbone.dense_norm(torch.relu(backbone.dense(x))).numpy()
         arrays[f"{placement}_pool"] = pool
         arrays[f"{placement}_emb"] = embedding
         arrays[f"{placement}_offsets"] = np.cumsum([0] + [len(p) for p in pooled])

@@ -17,7 +17,7 @@ import torch
 
 from genre_model.frontend import musicnn_frontend
 from training.features import cached_window_outputs, frontend_digest
-from training.musicnn import Musicnn
+from training.musicnn import Musicnn, MusicnnVgg
 
 # Windows per backbone call: its activations take ~60 MB a window (4 GB at 64), and larger
 # batches are no faster on a CPU (the plugin's batch_size measurement, docs/BENCHMARKS.md).
@@ -34,13 +34,39 @@ def pooled_features(
 ) -> tuple[list[np.ndarray | None], dict[str, str]]:
     """Pooled mid-end features of each file's windows, (n_windows_i, 1506) float32, None for
     files that could not be decoded; and {path: reason} for those."""
+    return _cached_outputs(paths, _Pooled(backbone), "musicnn", cache_dir, max_windows, workers, log)
+
+
+def vgg_embeddings(
+    paths: Sequence[str],
+    backbone: MusicnnVgg,
+    cache_dir: str | os.PathLike[str],
+    max_windows: int | None = None,
+    workers: int = 2,
+    log: Callable[[str], None] = print,
+) -> tuple[list[np.ndarray | None], dict[str, str]]:
+    """MSD_vgg's embedding (the flattened last pooling, (n_windows_i, 256) float32) of each file's
+    windows, None for files that could not be decoded; and {path: reason} for those. For
+    comparing backbones (`benchmarks/musicnn_embed.py --backbone msd_vgg`)."""
+    return _cached_outputs(paths, _VggEmbedding(backbone), "vgg", cache_dir, max_windows, workers, log)
+
+
+def _cached_outputs(
+    paths: Sequence[str],
+    network: torch.nn.Module,
+    kind: str,
+    cache_dir: str | os.PathLike[str],
+    max_windows: int | None,
+    workers: int,
+    log: Callable[[str], None],
+) -> tuple[list[np.ndarray | None], dict[str, str]]:
     frontend = musicnn_frontend()
-    folder = Path(cache_dir) / f"musicnn-{frontend_digest(frontend)}-{max_windows or 'all'}"
+    folder = Path(cache_dir) / f"{kind}-{frontend_digest(frontend)}-{max_windows or 'all'}"
     session = None  # exported and loaded only when a file is not cached yet
 
     def compute(windows: np.ndarray) -> np.ndarray:
         nonlocal session
-        session = session or _pooled_session(backbone, folder)
+        session = session or _session(network, folder)
         return np.concatenate([session.run(None, {"input": windows[b : b + BATCH]})[0] for b in
                                range(0, len(windows), BATCH)])  # fmt: skip
 
@@ -58,14 +84,24 @@ class _Pooled(torch.nn.Module):
         return self.backbone.pooled(x)
 
 
-def _pooled_session(backbone: Musicnn, folder: Path):
-    """`backbone.pooled` in onnxruntime: 3-7x faster than torch on CPU for musicnn's wide kernels."""
+class _VggEmbedding(torch.nn.Module):
+    def __init__(self, backbone: MusicnnVgg) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x).embedding
+
+
+def _session(network: torch.nn.Module, folder: Path):
+    """`network` in onnxruntime: 3-7x faster than torch on CPU for musicnn's wide kernels."""
     import onnxruntime
 
-    path = folder / f"pooled.{os.getpid()}.onnx"
+    path = folder / f"backbone.{os.getpid()}.onnx"
+    folder.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
-        _Pooled(backbone.eval()), (torch.zeros(2, 96, 187),), str(path), input_names=["input"],
-        output_names=["pooled"], dynamic_axes={"input": {0: "batch"}, "pooled": {0: "batch"}}, opset_version=17,
+        network.eval(), (torch.zeros(2, 96, 187),), str(path), input_names=["input"],
+        output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=17,
         dynamo=False,
     )  # fmt: skip
     onnxruntime.set_default_logger_severity(3)
