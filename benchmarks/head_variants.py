@@ -141,6 +141,26 @@ class Heads:
 
         return predict
 
+    def mix(self, emb, y, alpha=0.5, c=HEAD_C):
+        """(1 - alpha) * the shipped head's probabilities + alpha * the base's, mapped: a shared
+        label gets the base's probability, the base's remaining mass is split over the other
+        labels in the head's proportions."""
+        head = self.lr(emb, y, c)
+        shared = self.prior_w.any(axis=0)
+        cols = [int(np.argmax((self.base_w == self.prior_w[:, k : k + 1]).all(axis=0))) for k in np.flatnonzero(shared)]
+
+        def predict(e):
+            p_head = head(e).astype(np.float64)
+            p_base = np.exp(self.base_logp(e))
+            mapped = np.zeros_like(p_head)
+            mapped[:, shared] = p_base[:, cols]
+            rest = p_head[:, ~shared]
+            left = 1.0 - mapped.sum(axis=1, keepdims=True)
+            mapped[:, ~shared] = left * rest / (rest.sum(axis=1, keepdims=True) + 1e-12)
+            return (1 - alpha) * p_head + alpha * mapped
+
+        return predict
+
     def ncm(self, emb, y, scale=10.0):
         """Cosine prototypes: logits = scale * cos(e, class mean of L2-normalised windows)."""
         x = np.concatenate([l2n(e.astype(np.float64)) for e in emb])
@@ -219,6 +239,10 @@ def main() -> None:
     variants["embedding + base log-probs ×3 C=0.01"] = lambda e, y, g: (heads.stack(e, y, 3.0, HEAD_C), {})
     variants["embedding + base log-probs, k,C=inner"] = lambda e, y, g: _inner(
         heads, e, y, g, heads.stack, [(k, c) for k in (1.0, 3.0, 10.0) for c in (0.003, 0.01, 0.03)]
+    )
+    variants["mix with base α=0.5"] = lambda e, y, g: (heads.mix(e, y, 0.5), {})
+    variants["mix with base α=inner"] = lambda e, y, g: _inner(
+        heads, e, y, g, heads.mix, [(a,) for a in (0.0, 0.25, 0.5, 0.75)]
     )
     if args.variants:
         keep = args.variants.split("|")
