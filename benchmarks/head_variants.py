@@ -5,8 +5,9 @@ through `retrain`; this script scores that head and its candidate replacements o
 artist folds (`group_kfold`, seed 0) and the same per-genre draws (`sample_per_genre`, seed =
 fold), from the base model's cached window embeddings (8 windows per track, as `retrain` and
 its held-out check place them), so every variant sees identical tracks and windows. Every
-head is linear on the embedding (or on its L2-normalised form), so each can be appended to the
-base graph with plain ONNX ops. With ``--draws R`` each fold also gets R-1 further random draws
+head could be appended to the base graph with plain ONNX ops: linear layers on the embedding or
+its L2-normalised form, the base's own output layer and LogSoftmax, a weighted sum of
+probabilities. With ``--draws R`` each fold also gets R-1 further random draws
 (seed ``fold + 1000 * r``), to tell a difference from the luck of one draw.
 
     python benchmarks/head_variants.py runs/lc/base-musicnn-gtzan.onnx runs/lc/emotify.csv \\
