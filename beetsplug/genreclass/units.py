@@ -40,17 +40,20 @@ def group_units(items: Iterable[Item], source: str) -> list[Unit]:
     so that `beet genreclass artist:X` judges X's albums whole; the caller's `Item` objects are
     used where they are among them (an import task's items, whose files are written later).
     """
-    units: list[Unit] = []
     if source == "track":
         return [Unit([item]) for item in items]
     items = list(items)
     given = {item.id: item for item in items}
-    albums: set[int] = set()
+    units: list[Unit] = []
+    albums: dict[int, Unit | None] = {}  # album id -> its unit (None: judged per track); one query each
     for item in items:
-        album = item.get_album()
-        if album is None or is_compilation(album):
+        album_id = item.get("album_id")
+        if album_id is not None and album_id not in albums:
+            album = item.get_album()
+            whole = album is not None and not is_compilation(album)
+            albums[album_id] = Unit([given.get(t.id, t) for t in album.items()], album) if whole else None
+            if whole:
+                units.append(albums[album_id])
+        if album_id is None or albums[album_id] is None:
             units.append(Unit([item]))
-        elif album.id not in albums:
-            albums.add(album.id)
-            units.append(Unit([given.get(track.id, track) for track in album.items()], album))
     return units
