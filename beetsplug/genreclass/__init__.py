@@ -87,7 +87,8 @@ class GenreClassPlugin(BeetsPlugin):
             "\nthe album and its tracks; singletons and compilations are judged per track. Tracks"
             "\n(albums) that already have genres, that this model has classified, or that it found"
             "\nuncertain (no genre reaching min_confidence) are skipped unless --force is given;"
-            "\n--pretend lists them with the reason. Tracks with genres of your own keep them."
+            "\n--pretend lists them with the reason. In an album, tracks with genres of your own"
+            "\nkeep them unless --force is given."
         )
         cmd.parser.add_option("-f", "--force", action="store_true", default=False,
                               help="classify tracks that already have genres or were already classified")  # fmt: skip
