@@ -137,6 +137,11 @@ def fit(
     world size; with the size it was saved with, exactly.
     """
     start_time = time.time()
+    if config.batch_size < world.size:
+        raise ConfigError(
+            f"batch_size {config.batch_size} is the global batch, shared by {world.size} processes: each needs at "
+            f"least one window a step; raise it (--set batch_size={world.size * 32})"
+        )
     if not world.is_main:
         log = _silent
     out = Path(out_dir) if out_dir else None
