@@ -84,14 +84,33 @@ def test_two_processes_train_one_model_the_plugin_loads_and_agree_with_one(genre
 
 
 def _children(pid: int) -> list[int]:
-    tasks = Path(f"/proc/{pid}/task")
-    return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:  # a thread that ended while we looked
+            pass
+    return children
 
 
 def _rank_of(pid: int) -> int | None:
-    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:  # a process that ended while we looked
+        return None
     ranks = [int(v.split(b"=", 1)[1]) for v in env if v.startswith(b"RANK=")]
     return ranks[0] if ranks else None
+
+
+def _find_rank(launcher: int, rank: int, seconds: float = 10.0) -> int:
+    """The pid of torchrun's worker of `rank`, looked for until it is found or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = [pid for pid in _children(launcher) if _rank_of(pid) == rank]
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"rank {rank} not found among torchrun's processes")
 
 
 @pytest.mark.slow
@@ -104,9 +123,7 @@ def test_a_killed_rank_stops_the_run_and_resume_continues(genre_folder, tmp_path
         while not (out / "last.pt").exists():  # wait for the first epoch's checkpoint
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else ""
             time.sleep(0.2)
-        rank1 = [pid for pid in _children(proc.pid) if _rank_of(pid) == 1]
-        assert rank1, "rank 1 not found"
-        os.kill(rank1[0], signal.SIGKILL)
+        os.kill(_find_rank(proc.pid, 1), signal.SIGKILL)
         output, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
