@@ -111,6 +111,17 @@ def test_a_compilation_is_judged_track_by_track(tmp_path, tiny_model):
     assert "genreclass: 4 classified, 0 unchanged" in proc.stdout
 
 
+def test_singletons_are_judged_track_by_track_in_album_mode(tmp_path, tiny_model):
+    beets = Beets(tmp_path, tiny_model, auto=True, source="album")
+    for i, freq in enumerate((200.0, 200.0, 5000.0)):
+        _tag(write_tone(beets.music / f"s{i}.flac", freq, seconds=5.0), "Same Artist", "Same Album")
+    proc = beets.run("import", "-A", "-s", "-q", str(beets.music))
+    assert {p.name: genres_in_file(p) for p in beets.music.iterdir()} == {
+        "s0.flac": ["Low"], "s1.flac": ["Low"], "s2.flac": ["High"],
+    }  # fmt: skip
+    assert "genreclass: 3 classified, 0 unchanged, 0 uncertain, 0 skipped, 0 failed in" in proc.stdout
+
+
 def test_map_writes_the_users_spelling_and_drops_labels(tmp_path, tiny_model):
     beets = Beets(tmp_path, tiny_model, source="track", min_confidence=0.0, map={"Low": "Bass Music", "High": ""})
     for name, freq in (("low", 200.0), ("high", 5000.0)):
