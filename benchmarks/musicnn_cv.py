@@ -16,6 +16,13 @@ Heads (the backbone is frozen in all of them; its features are cached):
   lr-window-pool logistic regression on each window's pooled mid-end features
   backend-ft     musicnn's own back end (batch norm, dense 1506 -> 200, batch norm), started
                  from the pretrained weights and fine-tuned, with a new 11-way output layer
+  midend-ft      partial fine-tuning: the mid-end too (`--backend tune_midend=true` is implied),
+                 on the front end's cached outputs (`training.embeddings.frontend_outputs`, read
+                 from or written to --feature-cache: ~2.6 GB for the pool); evaluated at the
+                 placements in --midend-placements only (default the plugin's 4 windows)
+
+    python benchmarks/musicnn_cv.py runs/musicnn/pool.npz --out runs/midend/cv --methods midend-ft \
+        --backend 'epochs=10,batch_size=64'
 """
 
 from __future__ import annotations
@@ -28,14 +35,46 @@ from pathlib import Path
 import numpy as np
 
 from training.datasets import Track
+from training.embeddings import frontend_outputs
 from training.evaluate import metrics_from_probs, write_metrics
+from training.musicnn import load_pretrained
 from training.musicnn_head import BackendConfig, fit_backend, predict_backend
 from training.splits import pool_cv_fold_indices, pool_cv_folds
 
 PLACEMENTS = ("8", "4", "2")
 
 
-class Cache:
+class WindowArrays:
+    """``data``: per placement P, ``P_<kind>`` window rows and ``P_offsets`` (track i's windows are
+    offsets[i]:offsets[i+1])."""
+
+    data: dict[str, np.ndarray]
+
+    def windows(self, placement: str, kind: str, idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(features of every window of tracks `idx`, the track position in `idx` of each window)."""
+        feats, offsets = self.data[f"{placement}_{kind}"], self.data[f"{placement}_offsets"]
+        rows = [np.arange(offsets[i], offsets[i + 1]) for i in idx]
+        owner = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)])
+        return feats[np.concatenate(rows)], owner
+
+
+class FrontendCache(WindowArrays):
+    """The front end's outputs (n_windows, 561, 187) float16 per placement, in `Cache`'s layout."""
+
+    def __init__(self, paths: list[str], cache_dir: str, placements: list[str]) -> None:
+        backbone = load_pretrained("msd_musicnn")
+        self.data: dict[str, np.ndarray] = {}
+        for placement in ["all", *placements]:
+            per_track, failures = frontend_outputs(
+                paths, backbone, cache_dir, None if placement == "all" else int(placement)
+            )
+            if failures:
+                raise SystemExit(f"could not decode: {failures}")
+            self.data[f"{placement}_frontend"] = np.concatenate(per_track)
+            self.data[f"{placement}_offsets"] = np.cumsum([0] + [len(w) for w in per_track])
+
+
+class Cache(WindowArrays):
     """The arrays of one `musicnn_embed.py` file, sliced per track."""
 
     def __init__(self, path: str) -> None:
@@ -46,13 +85,6 @@ class Cache:
             for p, lab, g, s in zip(data["path"], data["label"], data["group"], data["source"])
         ]
         self.labels = sorted({t.label for t in self.tracks})
-
-    def windows(self, placement: str, kind: str, idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(features of every window of tracks `idx`, the track position in `idx` of each window)."""
-        feats, offsets = self.data[f"{placement}_{kind}"], self.data[f"{placement}_offsets"]
-        rows = [np.arange(offsets[i], offsets[i + 1]) for i in idx]
-        owner = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)])
-        return feats[np.concatenate(rows)], owner
 
     def targets(self, idx: list[int]) -> np.ndarray:
         return np.array([self.labels.index(self.tracks[i].label) for i in idx])
@@ -115,15 +147,27 @@ def main() -> None:
         "--backend", default="", help="BackendConfig overrides for backend-ft, e.g. 'epochs=60,class_balance=0.5'"
     )
     ap.add_argument("--predictions", help="also write the held-out windows' probabilities to this .npz")
+    ap.add_argument(
+        "--feature-cache", default="runs/feature-cache", help="midend-ft: where front-end outputs are cached"
+    )
+    ap.add_argument("--midend-placements", default="4", help="midend-ft: the max_windows it is evaluated at")
     args = ap.parse_args()
 
     cache = Cache(args.cache)
     tracks, labels, n_labels = cache.tracks, cache.labels, len(cache.labels)
     folds = pool_cv_folds(tracks, args.folds, args.seed)
     methods = args.methods.split(",")
-    overrides = dict(kv.split("=") for kv in args.backend.split(",") if kv)
-    backend_cfg = BackendConfig(**{k: type(getattr(BackendConfig(), k))(v) for k, v in overrides.items()})
-    preds: dict[tuple[str, str], dict[int, np.ndarray]] = {(m, p): {} for m in methods for p in PLACEMENTS}
+    overrides = {k: json.loads(v) for k, v in (kv.split("=") for kv in args.backend.split(",") if kv)}
+    backend_cfg = BackendConfig(**overrides)
+    midend_cfg = BackendConfig(**{**overrides, "tune_midend": True})
+    midend_placements = args.midend_placements.split(",")
+    frontend = (
+        FrontendCache([t.path for t in tracks], args.feature_cache, midend_placements)
+        if "midend-ft" in methods
+        else None
+    )
+    placements = {m: midend_placements if m == "midend-ft" else PLACEMENTS for m in methods}
+    preds: dict[tuple[str, str], dict[int, np.ndarray]] = {(m, p): {} for m in methods for p in placements[m]}
     seconds = {m: 0.0 for m in methods}
     for f in range(args.folds):
         train_idx, valid_idx = pool_cv_fold_indices(folds, tracks, f)
@@ -142,12 +186,15 @@ def main() -> None:
             elif m == "backend-ft":
                 x, owner = cache.windows("all", "pool", train_idx)
                 model = fit_backend(x, y_train[owner], n_labels, backend_cfg, seed=args.seed + f)
+            elif m == "midend-ft":
+                x, owner = frontend.windows("all", "frontend", train_idx)
+                model = fit_backend(x, y_train[owner], n_labels, midend_cfg, seed=args.seed + f)
             elif m == "ensemble":  # mean of lr-window-pool's and backend-ft's probabilities (listed before it)
                 model = None
             else:
                 raise SystemExit(f"unknown method {m}")
             seconds[m] += time.time() - t0
-            for p in PLACEMENTS:
+            for p in placements[m]:
                 if m == "lr-clip-pool":
                     x, owner = cache.windows(p, "pool", valid_idx)
                     clip_mean = np.stack([x[owner == k].mean(axis=0) for k in range(len(valid_idx))])
@@ -158,17 +205,20 @@ def main() -> None:
                 elif m == "ensemble":
                     probs = [(preds[("lr-window-pool", p)][i] + preds[("backend-ft", p)][i]) / 2 for i in valid_idx]
                 else:
-                    x, owner = cache.windows(p, "pool", valid_idx)
+                    source, kind = (frontend, "frontend") if m == "midend-ft" else (cache, "pool")
+                    x, owner = source.windows(p, kind, valid_idx)
                     probs = per_track(predict_backend(model, x), owner, len(valid_idx))
                 for i, pr in zip(valid_idx, probs):
                     preds[(m, p)][i] = pr
 
     out = Path(args.out)
     report = {"folds": args.folds, "seed": args.seed, "c": args.c, "backend": vars(backend_cfg), "rows": {}}
+    if frontend is not None:
+        report["midend"] = vars(midend_cfg)
     print("\n| head | max_windows | track acc | balanced acc | macro-F1 | GTZAN | Emotify | fit s/fold |")
     print("|---|---|---|---|---|---|---|---|")
     for m in methods:
-        for p in PLACEMENTS:
+        for p in placements[m]:
             idx = sorted(preds[(m, p)])
             metrics = metrics_from_probs(
                 [preds[(m, p)][i] for i in idx], [tracks[i].label for i in idx], labels, [tracks[i].source for i in idx]

@@ -66,14 +66,15 @@ def cached_window_outputs(
     digests: dict[str, str] | None = None,
     what: str = "features",
     log: Callable[[str], None] = print,
+    dtype: type[np.floating] = np.float32,
 ) -> tuple[list[np.ndarray | None], dict[str, str]]:
     """A network's outputs on each file's windows, computed once and cached per file content.
 
     Windows are placed as the plugin places them (`genre_model.track_features` with
     `max_windows`; None: every whole window); ``compute(windows)`` maps (n, n_mels, n_frames) to
-    (n, D). Files live in ``folder/<content hash>.npy`` (float32) and are never recomputed.
+    (n, ...). Files live in ``folder/<content hash>.npy`` (`dtype`) and are never recomputed.
     digests: {path: content hash}, filled in as needed. Returns one (n_windows_i, D) array per
-    path (None where the file could not be read or decoded) and {path: reason} for those.
+    path (None where the file could not be read or decoded; shape (n_windows_i, ...)) and {path: reason} for those.
     """
     folder.mkdir(parents=True, exist_ok=True)
     digests = {} if digests is None else digests
@@ -93,7 +94,7 @@ def cached_window_outputs(
             if isinstance(windows, AudioDecodeError):
                 failures[path] = windows.reason
             else:
-                save_npy(compute(windows).astype(np.float32), target[path])
+                save_npy(compute(windows).astype(dtype), target[path])
             if done % 50 == 0 or done == len(todo):
                 log(f"{what}: {done}/{len(todo)} files")
     return [None if p in failures else np.load(target[p]) for p in paths], failures

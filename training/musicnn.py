@@ -114,25 +114,22 @@ class Musicnn(nn.Module):
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """x: (batch, 96 bands, n_frames) -> (batch, 1506) pooled mid-end features, the back
         end's input before its batch norm, in musicnn's interleaved (max, mean) order."""
-        max_pool, mean_pool = self._midend_pools(x)
-        return torch.stack([max_pool, mean_pool], dim=2).flatten(1)
+        return interleave_pools(*self._midend_pools(x))
 
     def forward(self, x: torch.Tensor) -> MusicnnOutput:
         """x: (batch, 96 bands, n_frames) musicnn log-mel patches -> `MusicnnOutput`."""
         max_pool, mean_pool = self._midend_pools(x)
-        # Back end. TF concatenates max and mean on a trailing axis and then flattens, so the
-        # 1506 features interleave (max_0, mean_0, max_1, mean_1, ...).
-        pooled = torch.stack([max_pool, mean_pool], dim=2).flatten(1)  # (B, 1506)
+        pooled = interleave_pools(max_pool, mean_pool)  # (B, 1506), the back end's input
         pooled = self.dropout(self.pool_norm(pooled))
         embedding = self.dense_norm(F.relu(self.dense(pooled)))  # (B, 200), 'penultimate'
         logits = self.classifier(self.dropout(embedding))  # (B, 50)
         return MusicnnOutput(logits, torch.sigmoid(logits), embedding, max_pool, mean_pool)
 
-    def _midend_pools(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (batch, 96, n_frames) -> max and mean over time of the mid-end, (B, 753) each."""
+    def frontend(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, 96, n_frames) -> (batch, 561, n_frames), the front end's output: 2 x 204
+        timbral and 3 x 51 temporal filters, each max-pooled over the bands it leaves. About 95 %
+        of the network's multiply-adds are here, so partial fine-tuning caches this output."""
         x = self.input_norm(_to_image(x))  # (B, 1, T, 96)
-
-        # Front end; every branch ends max-pooled over all remaining bands: (B, C, T).
         padded = F.pad(x, (0, 0, 3, 3))  # time only: 'same' in time, 'valid' in frequency
         timbral = [block(padded).amax(dim=3) for block in self.timbral]  # 2 x (B, 204, T)
         temporal = []
@@ -140,16 +137,31 @@ class Musicnn(nn.Module):
             k = block.conv.kernel_size[0]
             # TF 'same' for an even kernel pads (k-1)//2 before and k//2 after.
             temporal.append(block(F.pad(x, (0, 0, (k - 1) // 2, k // 2))).amax(dim=3))  # (B, 51, T)
-        frontend = torch.cat(timbral + temporal, dim=1)  # (B, 561, T)
+        return torch.cat(timbral + temporal, dim=1)  # (B, 561, T)
 
-        # Mid-end: three 1-D convs, the 2nd and 3rd with residual connections; dense
-        # connection: the front end and every layer's output are concatenated.
-        cnn1 = self.midend[0](frontend)  # (B, 64, T)
-        cnn2 = self.midend[1](cnn1) + cnn1
-        cnn3 = self.midend[2](cnn2) + cnn2
-        midend = torch.cat([frontend, cnn1, cnn2, cnn3], dim=1)  # (B, 753, T)
+    def _midend_pools(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (batch, 96, n_frames) -> max and mean over time of the mid-end, (B, 753) each."""
+        return midend_pools(self.midend, self.frontend(x))
 
-        return midend.amax(dim=2), midend.mean(dim=2)  # max and mean over time
+
+def midend_pools(midend: nn.ModuleList, frontend: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """musicnn's mid-end on a front-end output (B, 561, T) -> its max and mean over time, (B, 753) each.
+
+    Three 1-D convs, the 2nd and 3rd with residual connections; dense connection: the front end
+    and every layer's output are concatenated before pooling. A module function so that a head
+    that fine-tunes the mid-end on cached front-end outputs runs exactly this code.
+    """
+    cnn1 = midend[0](frontend)  # (B, 64, T)
+    cnn2 = midend[1](cnn1) + cnn1
+    cnn3 = midend[2](cnn2) + cnn2
+    stacked = torch.cat([frontend, cnn1, cnn2, cnn3], dim=1)  # (B, 753, T)
+    return stacked.amax(dim=2), stacked.mean(dim=2)
+
+
+def interleave_pools(max_pool: torch.Tensor, mean_pool: torch.Tensor) -> torch.Tensor:
+    """(B, 753) max and mean -> (B, 1506) in TF's order: it concatenates them on a trailing axis
+    and flattens, so the features interleave (max_0, mean_0, max_1, mean_1, ...)."""
+    return torch.stack([max_pool, mean_pool], dim=2).flatten(1)
 
 
 class MusicnnVgg(nn.Module):

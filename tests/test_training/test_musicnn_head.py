@@ -1,4 +1,4 @@
-"""The genre head on the pretrained musicnn: fine-tuning on pooled features, export, recipes."""
+"""The genre head on the pretrained musicnn: fine-tuning on pooled features or front-end outputs, export, recipes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from genre_model import Classifier, ModelInfo
 from genre_model.frontend import musicnn_frontend
 from training.export import export_onnx
 from training.musicnn import load_pretrained
-from training.musicnn_head import BackendConfig, BackendHead, MusicnnGenre, fit_backend, predict_backend
+from training.musicnn_head import BackendConfig, BackendHead, MidendHead, MusicnnGenre, fit_backend, predict_backend
 from training.musicnn_recipe import Recipe
 
 
@@ -25,6 +25,42 @@ def test_pretrained_back_end_reproduces_musicnn_embedding():
         ours = head(backbone.pooled(x))[1]
         theirs = backbone(x).embedding
     torch.testing.assert_close(ours, theirs)
+
+
+def test_pretrained_mid_end_head_on_cached_front_end_is_the_backbone():
+    # Partial fine-tuning starts exactly where the network stands: the mid-end head on the front
+    # end's output, even stored as float16 as the cache does, gives musicnn's own embedding.
+    backbone = load_pretrained("msd_musicnn").eval()
+    head = MidendHead.pretrained(3, backbone=backbone).eval()
+    x = torch.from_numpy(np.random.default_rng(0).uniform(0, 2, (2, 96, 187)).astype(np.float32))
+    with torch.no_grad():
+        frontend = backbone.frontend(x)
+        theirs = backbone(x).embedding
+        torch.testing.assert_close(head(frontend)[1], theirs)
+        half = head(frontend.half().float())[1]
+    assert (half - theirs).abs().max() < 0.05 * theirs.abs().max()
+    # The copy is the head's own: training it leaves the backbone untouched.
+    assert head.midend[0].conv.weight.data_ptr() != backbone.midend[0].conv.weight.data_ptr()
+
+
+@pytest.mark.slow
+def test_fit_midend_learns_and_moves_the_mid_end():
+    # Front-end outputs whose labels differ only in the rhythm of a few channels (on every other
+    # frame, or 4 on then 4 off: the same mean and max, so only the time convs tell them apart).
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 256)
+    x = rng.normal(0, 1, (256, 561, 187)).astype(np.float16)
+    frames = np.arange(187)
+    for i, label in enumerate(y):
+        on = (frames % 2 == 0) if label == 0 else (frames % 8 < 4)
+        x[i, :40, on] += 3
+    config = BackendConfig(epochs=6, batch_size=32, tune_midend=True, midend_lr_scale=0.3, crop_frames=160)
+    before = MidendHead.pretrained(2).midend[0].conv.weight.detach().clone()
+    head = fit_backend(x, y, 2, config)
+    assert isinstance(head, MidendHead)
+    assert (head.midend[0].conv.weight - before).abs().max() > 1e-3
+    accuracy = (predict_backend(head, x).argmax(axis=1) == y).mean()
+    assert accuracy > 0.9, accuracy
 
 
 @pytest.mark.slow
@@ -54,6 +90,14 @@ def test_export_carries_probabilities_and_the_named_embedding(tmp_path):
         logits, expected = model(torch.from_numpy(windows))
     np.testing.assert_allclose(embedding, expected.numpy(), atol=1e-4)
     np.testing.assert_allclose(probs, clf.window_probabilities(windows), atol=1e-6)
+
+
+def test_export_of_a_mid_end_head_matches_torch(tmp_path):
+    backbone = load_pretrained("msd_musicnn")
+    model = MusicnnGenre(backbone, MidendHead.pretrained(2, backbone=backbone)).eval()
+    info = ModelInfo(name="mnn-mid", version="1", labels=("A", "B"), frontend=musicnn_frontend())
+    windows = np.random.default_rng(2).uniform(0, 2, (3, 96, 187)).astype(np.float32)
+    assert export_onnx(model, info, tmp_path / "m.onnx", windows)["max_abs_diff"] < 1e-4
 
 
 def test_recipe_rejects_unknown_keys(tmp_path):
