@@ -2,8 +2,9 @@
 
 A recipe names every setting that made a shipped model: the backbone, the head's fine-tuning
 (`BackendConfig`), the seed and the model's name. `build` computes (or reads from the cache)
-the frozen backbone's pooled features on every whole window of each track, fine-tunes the
-back end on them, and exports backbone + head as one self-describing `.onnx`.
+the frozen part's outputs on every whole window of each track (the pooled mid-end features, or
+with ``tune_midend`` the front end's outputs), fine-tunes the layers above on them, and exports
+backbone + head as one self-describing `.onnx`.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def build(
     """
     import torch
 
-    from training.embeddings import pooled_features
+    from training.embeddings import frontend_outputs, pooled_features
     from training.export import export_onnx
     from training.musicnn import load_pretrained
     from training.musicnn_head import BackendConfig, MusicnnGenre, fit_backend
@@ -78,13 +79,15 @@ def build(
     config = BackendConfig(**recipe.backend)
     labels = sorted({t.label for t in tracks})
     backbone = load_pretrained(recipe.backbone)
-    pooled, failures = pooled_features([t.path for t in tracks], backbone, cache_dir, None, workers, log)
+    features = frontend_outputs if config.tune_midend else pooled_features
+    per_track, failures = features([t.path for t in tracks], backbone, cache_dir, None, workers, log)
     for path, reason in failures.items():
         log(f"skipped {path}: {reason}")
-    kept = [(t, p) for t, p in zip(tracks, pooled) if p is not None]
+    kept = [(t, p) for t, p in zip(tracks, per_track) if p is not None]
     x = np.concatenate([p for _, p in kept])
     y = np.concatenate([np.full(len(p), labels.index(t.label)) for t, p in kept])
-    log(f"fine-tuning the back end: {len(kept)} tracks, {len(x)} windows, {len(labels)} labels, {config.epochs} epochs")
+    tuned = "the mid-end and back end" if config.tune_midend else "the back end"
+    log(f"fine-tuning {tuned}: {len(kept)} tracks, {len(x)} windows, {len(labels)} labels, {config.epochs} epochs")
     started = time.time()
     head = fit_backend(x, y, len(labels), config, seed=recipe.seed)
     model = MusicnnGenre(backbone, head).eval()
@@ -95,7 +98,7 @@ def build(
         labels=tuple(labels),
         frontend=frontend,
         training={
-            "arch": "musicnn-backend",
+            "arch": "musicnn-midend" if config.tune_midend else "musicnn-backend",
             "backbone": f"{recipe.backbone} (musicnn 0.1.0, Pons & Serra 2019, ISC licence)",
             "recipe": dataclasses.asdict(recipe),
             "backend_config": dataclasses.asdict(config),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -109,3 +110,29 @@ def test_recipe_rejects_unknown_keys(tmp_path):
         path.write_text(json.dumps(bad))
         with pytest.raises(ValueError):
             Recipe.read(path)
+
+
+@pytest.mark.slow
+def test_head_command_builds_a_partially_fine_tuned_model(genre_folder, tmp_path):
+    # `genreclass-train head` with a recipe that tunes the mid-end: front-end outputs cached,
+    # the mid-end trained, one file that the plugin's runtime loads and that tells the clips apart.
+    from click.testing import CliRunner
+
+    from genre_model import classify_files
+    from training.cli import main as cli
+
+    recipe = tmp_path / "recipe.json"
+    backend = {"epochs": 25, "batch_size": 16, "tune_midend": True, "crop_frames": 160}
+    recipe.write_text(json.dumps({"name": "mid-test", "seed": 1, "backend": backend}))
+    out, cache = tmp_path / "mid.onnx", tmp_path / "cache"
+    args = ["head", str(genre_folder), "--config", str(recipe), "--out", str(out), "--cache", str(cache)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "fine-tuning the mid-end and back end: 24 tracks" in result.output
+    assert len(list(cache.glob("musicnn-frontend-*-all/*.npy"))) == 24
+    clf = Classifier(out, device="cpu")
+    assert clf.info.training["arch"] == "musicnn-midend" and clf.info.training["backend_config"]["tune_midend"]
+    paths = sorted(genre_folder.glob("*/*"))
+    outcomes = list(classify_files(clf, paths, max_windows=4, workers=0))
+    right = sum(o.prediction.genres[0][0] == Path(o.path).parent.name for o in outcomes)
+    assert right >= 20, [(o.path, o.prediction.genres[:2]) for o in outcomes]
