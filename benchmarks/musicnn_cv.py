@@ -17,7 +17,7 @@ Heads (the backbone is frozen in all of them; its features are cached):
   backend-ft     musicnn's own back end (batch norm, dense 1506 -> 200, batch norm), started
                  from the pretrained weights and fine-tuned, with a new 11-way output layer
   midend-ft      partial fine-tuning: the mid-end too (`--backend tune_midend=true` is implied),
-                 on the front end's cached outputs (`training.embeddings.frontend_outputs`, read
+                 on the front end's cached outputs (`training.embeddings.backbone_outputs`, read
                  from or written to --feature-cache: ~2.6 GB for the pool); evaluated at the
                  placements in --midend-placements only (default the plugin's 4 windows)
 
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from training.datasets import Track
-from training.embeddings import frontend_outputs
+from training.embeddings import backbone_outputs
 from training.evaluate import metrics_from_probs, write_metrics
 from training.musicnn import load_pretrained
 from training.musicnn_head import BackendConfig, fit_backend, predict_backend
@@ -65,9 +65,8 @@ class FrontendCache(WindowArrays):
         backbone = load_pretrained("msd_musicnn")
         self.data: dict[str, np.ndarray] = {}
         for placement in ["all", *placements]:
-            per_track, failures = frontend_outputs(
-                paths, backbone, cache_dir, None if placement == "all" else int(placement)
-            )
+            max_windows = None if placement == "all" else int(placement)
+            per_track, failures = backbone_outputs(paths, backbone, "frontend", cache_dir, max_windows)
             if failures:
                 raise SystemExit(f"could not decode: {failures}")
             self.data[f"{placement}_frontend"] = np.concatenate(per_track)

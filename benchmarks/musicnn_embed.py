@@ -2,7 +2,7 @@
 
 For each track and each window placement ("all": every whole window, contiguous, for
 training; "8", "4", "2": `genre_model.window_starts` with that `max_windows`, as the plugin
-listens), the backbone's pooled mid-end features (`training.embeddings.pooled_features`, the
+listens), the backbone's pooled mid-end features (`training.embeddings.backbone_outputs`, the
 same code the recipe build uses) and the pretrained 200-unit penultimate embedding.
 
     python benchmarks/musicnn_embed.py ../shared/data/manifest.csv --out runs/musicnn/pool.npz
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from training.datasets import load_manifest
-from training.embeddings import pooled_features, vgg_embeddings
+from training.embeddings import backbone_outputs
 from training.musicnn import load_pretrained
 
 
@@ -50,8 +50,10 @@ def main() -> None:
     for placement in args.placements.split(","):
         started = time.time()
         max_windows = None if placement == "all" else int(placement)
-        features = pooled_features if args.backbone == "msd_musicnn" else vgg_embeddings
-        pooled, failures = features([t.path for t in tracks], backbone, args.cache, max_windows, args.workers)
+        output = "pooled" if args.backbone == "msd_musicnn" else "vgg-embedding"
+        pooled, failures = backbone_outputs(
+            [t.path for t in tracks], backbone, output, args.cache, max_windows, args.workers
+        )
         if failures:
             raise SystemExit(f"could not decode: {failures}")
         pool = np.concatenate(pooled)

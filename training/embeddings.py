@@ -2,8 +2,8 @@
 
 A frozen backbone gives the same features on every epoch, so they are computed once: for each
 track, its windows under one placement (`genre_model.window_starts`: every whole window with
-``max_windows=None``, or the plugin's placement), through `Musicnn.pooled`. Files live in
-``CACHE/musicnn-<frontend hash>-<placement>/<content hash>.npy`` as float32 (n_windows, 1506).
+``max_windows=None``, or the plugin's placement), through the backbone in onnxruntime, one of
+`OUTPUTS` (pooled mid-end features, front-end outputs, MSD_vgg's embedding), one file per track.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,99 +25,63 @@ from training.musicnn import Musicnn, MusicnnVgg
 BATCH = 8
 
 
-def pooled_features(
+class Output(NamedTuple):
+    """One cacheable output of a pretrained backbone."""
+
+    folder: str  # cache folder prefix
+    compute: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]  # (backbone, (B, 96, 187)) -> (B, ...)
+    dtype: type[np.floating]  # as stored
+
+
+OUTPUTS: dict[str, Output] = {
+    # MSD_musicnn's pooled mid-end features, (n, 1506) in its interleaved (max, mean) order: what
+    # the back end (`BackendHead`) trains on.
+    "pooled": Output("musicnn", lambda b, x: b.pooled(x), np.float32),
+    # MSD_musicnn's front-end output, (n, 561, 187): what partial fine-tuning (`MidendHead`) trains
+    # on. float16: 210 kB a window, half of float32, and its values (ReLU, then batch norm) are O(1).
+    "frontend": Output("musicnn-frontend", lambda b, x: b.frontend(x), np.float16),
+    # MSD_vgg's embedding, (n, 256), the flattened last pooling: for comparing backbones.
+    "vgg-embedding": Output("vgg", lambda b, x: b(x).embedding, np.float32),
+}
+
+
+def backbone_outputs(
     paths: Sequence[str],
-    backbone: Musicnn,
+    backbone: Musicnn | MusicnnVgg,
+    output: str,
     cache_dir: str | os.PathLike[str],
     max_windows: int | None = None,
     workers: int = 2,
     log: Callable[[str], None] = print,
 ) -> tuple[list[np.ndarray | None], dict[str, str]]:
-    """Pooled mid-end features of each file's windows, (n_windows_i, 1506) float32, None for
-    files that could not be decoded; and {path: reason} for those."""
-    return _cached_outputs(paths, _Pooled(backbone), "musicnn", cache_dir, max_windows, workers, log)
-
-
-def frontend_outputs(
-    paths: Sequence[str],
-    backbone: Musicnn,
-    cache_dir: str | os.PathLike[str],
-    max_windows: int | None = None,
-    workers: int = 2,
-    log: Callable[[str], None] = print,
-) -> tuple[list[np.ndarray | None], dict[str, str]]:
-    """The front end's output on each file's windows, (n_windows_i, 561, 187) float16 (210 kB a
-    window: half the disk and memory of float32, and its values, ReLU then batch norm, are O(1)),
-    None for files that could not be decoded; and {path: reason} for those. What partial
-    fine-tuning (`training.musicnn_head.MidendHead`) trains on."""
-    return _cached_outputs(paths, _Frontend(backbone), "musicnn-frontend", cache_dir, max_windows, workers, log,
-                           np.float16)  # fmt: skip
-
-
-def vgg_embeddings(
-    paths: Sequence[str],
-    backbone: MusicnnVgg,
-    cache_dir: str | os.PathLike[str],
-    max_windows: int | None = None,
-    workers: int = 2,
-    log: Callable[[str], None] = print,
-) -> tuple[list[np.ndarray | None], dict[str, str]]:
-    """MSD_vgg's embedding (the flattened last pooling, (n_windows_i, 256) float32) of each file's
-    windows, None for files that could not be decoded; and {path: reason} for those. For
-    comparing backbones (`benchmarks/musicnn_embed.py --backbone msd_vgg`)."""
-    return _cached_outputs(paths, _VggEmbedding(backbone), "vgg", cache_dir, max_windows, workers, log)
-
-
-def _cached_outputs(
-    paths: Sequence[str],
-    network: torch.nn.Module,
-    kind: str,
-    cache_dir: str | os.PathLike[str],
-    max_windows: int | None,
-    workers: int,
-    log: Callable[[str], None],
-    dtype: type[np.floating] = np.float32,
-) -> tuple[list[np.ndarray | None], dict[str, str]]:
+    """`OUTPUTS[output]` of `backbone` on each file's windows, (n_windows_i, ...), None for files
+    that could not be decoded; and {path: reason} for those. Cached under
+    ``cache_dir/<folder>-<front end hash>-<placement>/<content hash>.npy``."""
+    spec = OUTPUTS[output]
     frontend = musicnn_frontend()
-    folder = Path(cache_dir) / f"{kind}-{frontend_digest(frontend)}-{max_windows or 'all'}"
+    folder = Path(cache_dir) / f"{spec.folder}-{frontend_digest(frontend)}-{max_windows or 'all'}"
     session = None  # exported and loaded only when a file is not cached yet
 
     def compute(windows: np.ndarray) -> np.ndarray:
         nonlocal session
-        session = session or _session(network, folder)
+        session = session or _session(_Output(backbone, spec.compute), folder)
         return np.concatenate([session.run(None, {"input": windows[b : b + BATCH]})[0] for b in
                                range(0, len(windows), BATCH)])  # fmt: skip
 
     return cached_window_outputs(
-        paths, folder, frontend, max_windows, compute, workers, what="backbone features", log=log, dtype=dtype
+        paths, folder, frontend, max_windows, compute, workers, what="backbone features", log=log, dtype=spec.dtype
     )
 
 
-class _Pooled(torch.nn.Module):
-    def __init__(self, backbone: Musicnn) -> None:
+class _Output(torch.nn.Module):
+    """One output of a backbone as a module, for the ONNX export."""
+
+    def __init__(self, backbone: torch.nn.Module, compute: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]):
         super().__init__()
-        self.backbone = backbone
+        self.backbone, self.compute = backbone, compute
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone.pooled(x)
-
-
-class _Frontend(torch.nn.Module):
-    def __init__(self, backbone: Musicnn) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone.frontend(x)
-
-
-class _VggEmbedding(torch.nn.Module):
-    def __init__(self, backbone: MusicnnVgg) -> None:
-        super().__init__()
-        self.backbone = backbone
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x).embedding
+        return self.compute(self.backbone, x)
 
 
 def _session(network: torch.nn.Module, folder: Path):

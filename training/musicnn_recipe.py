@@ -71,7 +71,7 @@ def build(
     """
     import torch
 
-    from training.embeddings import frontend_outputs, pooled_features
+    from training.embeddings import backbone_outputs
     from training.export import export_onnx
     from training.musicnn import load_pretrained
     from training.musicnn_head import BackendConfig, MusicnnGenre, fit_backend
@@ -79,8 +79,8 @@ def build(
     config = BackendConfig(**recipe.backend)
     labels = sorted({t.label for t in tracks})
     backbone = load_pretrained(recipe.backbone)
-    features = frontend_outputs if config.tune_midend else pooled_features
-    per_track, failures = features([t.path for t in tracks], backbone, cache_dir, None, workers, log)
+    output = "frontend" if config.tune_midend else "pooled"
+    per_track, failures = backbone_outputs([t.path for t in tracks], backbone, output, cache_dir, None, workers, log)
     for path, reason in failures.items():
         log(f"skipped {path}: {reason}")
     kept = [(t, p) for t, p in zip(tracks, per_track) if p is not None]
