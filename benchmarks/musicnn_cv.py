@@ -11,7 +11,10 @@ With ``--predictions FILE.npz`` it also writes every held-out window's probabili
 `write_predictions`), which `benchmarks/album_pooling.py` votes and pools as the plugin does.
 
 Heads (the backbone is frozen in all of them; its features are cached):
-  lr-clip-pool   logistic regression on each clip's mean pooled mid-end features (issue baseline)
+  lr-clip-pool   logistic regression on each clip's mean pooled mid-end features (issue baseline),
+                 one model per placement, trained on the clip means of the same placement (a mean
+                 over a clip's every window differs from one over the plugin's windows: see
+                 docs/BENCHMARKS.md)
   lr-window-emb  logistic regression on each window's 200-unit penultimate embedding
   lr-window-pool logistic regression on each window's pooled mid-end features
   backend-ft     musicnn's own back end (batch norm, dense 1506 -> 200, batch norm), started
@@ -89,6 +92,12 @@ class Cache(WindowArrays):
         return np.array([self.labels.index(self.tracks[i].label) for i in idx])
 
 
+def clip_means(cache: Cache, placement: str, idx: list[int]) -> np.ndarray:
+    """(len(idx), 1506): each track's pooled features averaged over its windows of `placement`."""
+    x, owner = cache.windows(placement, "pool", idx)
+    return np.stack([x[owner == k].mean(axis=0) for k in range(len(idx))])
+
+
 def per_track(probs: np.ndarray, owner: np.ndarray, n: int) -> list[np.ndarray]:
     return [probs[owner == k] for k in range(n)]
 
@@ -150,6 +159,10 @@ def main() -> None:
         "--feature-cache", default="runs/feature-cache", help="midend-ft: where front-end outputs are cached"
     )
     ap.add_argument("--midend-placements", default="4", help="midend-ft: the max_windows it is evaluated at")
+    ap.add_argument("--placements", default=",".join(PLACEMENTS),
+                    help="max_windows the other heads are scored at ('all': every whole window of each clip)")  # fmt: skip
+    ap.add_argument("--clip-placements", default="8,4,2",
+                    help="lr-clip-pool: placements to fit and score ('all': every whole window of each clip)")  # fmt: skip
     args = ap.parse_args()
 
     cache = Cache(args.cache)
@@ -165,7 +178,8 @@ def main() -> None:
         if "midend-ft" in methods
         else None
     )
-    placements = {m: midend_placements if m == "midend-ft" else PLACEMENTS for m in methods}
+    placements = {m: args.placements.split(",") for m in methods}
+    placements |= {"midend-ft": midend_placements, "lr-clip-pool": args.clip_placements.split(",")}
     preds: dict[tuple[str, str], dict[int, np.ndarray]] = {(m, p): {} for m in methods for p in placements[m]}
     seconds = {m: 0.0 for m in methods}
     for f in range(args.folds):
@@ -175,9 +189,7 @@ def main() -> None:
         for m in methods:
             t0 = time.time()
             if m == "lr-clip-pool":
-                x, owner = cache.windows("all", "pool", train_idx)
-                clip_mean = np.stack([x[owner == k].mean(axis=0) for k in range(len(train_idx))])
-                model = fit_lr(clip_mean, y_train, args.c)
+                model = {p: fit_lr(clip_means(cache, p, train_idx), y_train, args.c) for p in placements[m]}
             elif m.startswith("lr-window-"):
                 kind = m.removeprefix("lr-window-")
                 x, owner = cache.windows("all", kind, train_idx)
@@ -195,9 +207,7 @@ def main() -> None:
             seconds[m] += time.time() - t0
             for p in placements[m]:
                 if m == "lr-clip-pool":
-                    x, owner = cache.windows(p, "pool", valid_idx)
-                    clip_mean = np.stack([x[owner == k].mean(axis=0) for k in range(len(valid_idx))])
-                    probs = [row[None, :] for row in proba(model, clip_mean, n_labels)]
+                    probs = [row[None, :] for row in proba(model[p], clip_means(cache, p, valid_idx), n_labels)]
                 elif m.startswith("lr-window-"):
                     x, owner = cache.windows(p, m.removeprefix("lr-window-"), valid_idx)
                     probs = per_track(proba(model, x, n_labels), owner, len(valid_idx))
