@@ -7,6 +7,12 @@ once, by a model that never saw its group. The networks run a fixed number of ep
 stopping on the validation fold, which is the test set here).
 
     python benchmarks/cross_validate.py ../shared/data/manifest.csv --out runs/cv
+
+With ``--distill runs/musicnn/pool.npz`` (`musicnn_embed.py`'s cache) it adds 'cnn-distilled':
+the same CNN trained with `distill_weight` on a teacher fitted per fold (the default model's
+recipe, `recipes/default.json`, on the fold's training tracks only; its soft targets are its
+mean window probabilities over every window of each training track), so no held-out track
+informs the teacher either.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from training.config import TrainConfig
 from training.datasets import load_manifest
 from training.evaluate import metrics_from_probs, write_metrics
 from training.features import FeatureCache, file_digest
+from training.musicnn_head import BackendConfig, fit_backend, predict_backend
+from training.musicnn_recipe import Recipe
 from training.splits import check_disjoint, pool_cv_fold_indices, pool_cv_folds
 from training.train import fit, track_probabilities
 from training.windows import InferenceWindows, TrackWindows, inference_windows, prepare
@@ -34,6 +42,27 @@ from training.windows import InferenceWindows, TrackWindows, inference_windows, 
 def mel_stats(data: InferenceWindows) -> np.ndarray:
     """Baseline features: per-band mean and std over a track's inference windows, (n_tracks, 2*n_mels)."""
     return np.stack([np.concatenate([w.mean(axis=(0, 2)), w.std(axis=(0, 2))]) for w in data.windows])
+
+
+class FoldTeacher:
+    """A musicnn teacher per fold, from `musicnn_embed.py`'s cached pooled features."""
+
+    def __init__(self, cache_path: str, recipe: Recipe, labels: list[str]) -> None:
+        from musicnn_cv import Cache  # a sibling benchmark: run from the repository root
+
+        self.cache, self.config = Cache(cache_path), BackendConfig(**recipe.backend)
+        if self.cache.labels != labels:
+            raise SystemExit(f"{cache_path} has labels {self.cache.labels}, the manifest {labels}")
+        self.position = {t.path: i for i, t in enumerate(self.cache.tracks)}
+
+    def probabilities(self, tracks: list, seed: int) -> np.ndarray:
+        """Fit the recipe's back end on `tracks` (every window) and return its mean window
+        probabilities for each of them, (len(tracks), n_labels)."""
+        idx = [self.position[t.path] for t in tracks]
+        x, owner = self.cache.windows("all", "pool", idx)
+        head = fit_backend(x, self.cache.targets(idx)[owner], len(self.cache.labels), self.config, seed=seed)
+        probs = predict_backend(head, x)
+        return np.stack([probs[owner == k].mean(axis=0) for k in range(len(idx))])
 
 
 def main() -> None:
@@ -48,6 +77,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="folds' seed; fold f trains with seed + f")
     ap.add_argument("--class-balance", type=float, help="over the recipe; see TrainConfig.class_balance")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--distill", metavar="POOL_NPZ", help="add 'cnn-distilled' (see above); musicnn_embed.py's cache")
+    ap.add_argument("--distill-weight", type=float, default=0.5, help="TrainConfig.distill_weight of 'cnn-distilled'")
+    ap.add_argument("--teacher-recipe", default="recipes/default.json", help="the per-fold teacher's recipe")
     args = ap.parse_args()
 
     given = {"epochs": args.epochs, "class_balance": args.class_balance}
@@ -73,7 +105,10 @@ def main() -> None:
     if failures:
         raise SystemExit(f"undecodable clips: {sorted(failures)}")
     folds = pool_cv_folds(tracks, args.folds, args.seed)
-    methods = ["baseline", *args.archs.split(",")]
+    methods = ["baseline", *(a for a in args.archs.split(",") if a)]  # --archs '': the baseline (and cnn-distilled)
+    teacher = FoldTeacher(args.distill, Recipe.read(args.teacher_recipe), labels) if args.distill else None
+    if teacher:
+        methods.append("cnn-distilled")
     preds: dict[str, dict[int, np.ndarray]] = {m: {} for m in methods}
     preds_other: dict[str, dict[str, dict[int, np.ndarray]]] = {name: {m: {} for m in methods} for name in others}
     timings: dict[str, list[float]] = defaultdict(list)
@@ -100,6 +135,10 @@ def main() -> None:
 
         for arch in methods[1:]:
             cfg = dataclasses.replace(config, arch=arch, seed=args.seed + f)
+            train_w.teacher_probs = None
+            if arch == "cnn-distilled":
+                cfg = dataclasses.replace(cfg, arch="cnn", distill_weight=args.distill_weight)
+                train_w.teacher_probs = teacher.probabilities(train_w.tracks, seed=args.seed + f)
             valid_w = eight.subset(valid_idx)
             result = fit(train_w, valid_w, cfg, log=lambda s, a=arch: print(f"  {a} {s}", flush=True))
             device = next(result.model.parameters()).device

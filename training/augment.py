@@ -15,7 +15,8 @@ from training.config import AugmentConfig
 def augment(
     x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg: AugmentConfig, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment a batch: x (batch, n_mels, n_frames) dB, y (batch,) int targets.
+    """Augment a batch: x (batch, n_mels, n_frames) dB; y (batch,) int targets, or (batch,
+    n_labels) probability targets (a teacher's, `TrainConfig.distill_weight`).
 
     returns: augmented x, and soft targets (batch, n_labels) that sum to one.
     """
@@ -40,7 +41,7 @@ def augment(
             mask = (pos >= start[:, None]) & (pos < (start + width)[:, None])  # (b, size)
             mask = mask[:, :, None] if axis == 1 else mask[:, None, :]
             x = torch.where(mask, fill, x)
-    soft = torch.nn.functional.one_hot(y, n_labels).float()
+    soft = y.float() if y.dim() == 2 else torch.nn.functional.one_hot(y, n_labels).float()
     if cfg.mixup_alpha > 0:
         # The Beta draw takes no generator: it uses torch's global one, which a checkpoint saves too.
         lam = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample((b,)).to(dev)

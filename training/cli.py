@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from genre_model import FrontendConfig, ModelInfo
+from genre_model import FrontendConfig, ModelError, ModelInfo
 from genre_model.model_file import version_stamp
 from training.config import TrainConfig, parse_assignment
 from training.datasets import Track, load_data
@@ -110,6 +110,10 @@ def fit(data, out_dir, recipe, assignments, init, workers, cache, resume, cv_rep
     Under torchrun (torchrun --nproc-per-node N $(command -v genreclass-train) fit ...) the N
     processes train one model together (DDP: NCCL on CUDA, gloo on CPU); batch_size is then
     the global batch, and rank 0 writes the outputs.
+
+    Distillation (e.g. the small CNN learning from the bundled musicnn model): --set
+    distill_weight=0.5 --set teacher=MODEL.onnx makes each window's target half its label, half
+    the teacher's probabilities for its track (the teacher hears every training track first).
     """
     try:
         config = _config(recipe, assignments, {key: flags[key] for key in _FLAGS})
@@ -176,6 +180,18 @@ def _fit(config: TrainConfig, data, out: Path, init, workers: int, cache, resume
     valid_w = None
     if valid_t:
         valid_w = inference_windows(valid_t, labels, fcache, digests, config.eval_windows, workers, echo)[0]
+    if config.distill_weight > 0:
+        if not config.teacher:
+            raise click.UsageError("distill_weight > 0 needs a teacher model: --set teacher=MODEL.onnx")
+        from training.distill import teacher_probabilities
+
+        echo(f"distillation: weight {config.distill_weight}, teacher {config.teacher}")
+        try:  # every process computes the same targets: the teacher's share of the time is small
+            train_w.teacher_probs = teacher_probabilities(
+                train_w.tracks, labels, config.teacher, workers=workers, log=echo
+            )
+        except (ConfigError, ModelError) as exc:
+            raise click.UsageError(str(exc)) from None
     init_state = load_checkpoint(init)[1]["state_dict"] if init else None
     result = run_fit(train_w, valid_w, config, out, log=echo, init_state=init_state, resume=resume, world=world)
     if not world.is_main:

@@ -62,6 +62,10 @@ class TrainConfig:
         of its own; 0 trains on everything. min_tracks: fewest tracks a label may have.
     seed: seeds Python, numpy and torch. device: "auto", "cpu", "cuda" or "cuda:N".
     threads: torch's CPU threads (0: torch's choice). name: the model's name in its file.
+    distill_weight: knowledge distillation: a training window's target is (1 - w) x its label +
+        w x the teacher's probabilities for its track (the mean over the track's windows); 0: off.
+    teacher: the teacher model file (.onnx, same labels) `genreclass-train fit` runs over the
+        training tracks when distill_weight > 0 (cross-validation may supply per-fold targets).
     """
 
     arch: str = "cnn"
@@ -86,6 +90,8 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 0
     name: str = "genreclass"
+    distill_weight: float = 0.0
+    teacher: str = ""
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -98,6 +104,7 @@ class TrainConfig:
             (0 <= self.valid_fraction <= 0.5, f"valid_fraction must be in [0, 0.5], got {self.valid_fraction}"),
             (0 <= self.label_smoothing < 1 and 0 <= self.dropout < 1, "label_smoothing and dropout must be in [0, 1)"),
             (self.min_tracks >= 1 and self.eval_windows >= 1, "min_tracks and eval_windows must be >= 1"),
+            (0 <= self.distill_weight <= 1, f"distill_weight must be in [0, 1], got {self.distill_weight}"),
             (bool(_DEVICE.fullmatch(self.device)), f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
         ]  # fmt: skip
         for ok, message in checks:

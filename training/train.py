@@ -137,6 +137,8 @@ def fit(
     world size; with the size it was saved with, exactly.
     """
     start_time = time.time()
+    if config.distill_weight > 0 and train.teacher_probs is None:
+        raise ConfigError("distill_weight > 0 needs the teacher's probabilities of the training tracks (set teacher)")
     if config.batch_size < world.size:
         raise ConfigError(
             f"batch_size {config.batch_size} is the global batch, shared by {world.size} processes: each needs at "
@@ -228,6 +230,9 @@ def fit(
             idx = train.balanced_indices(config.batch_size, rng, config.class_balance)
             x = torch.from_numpy(train.random_crops(idx, rng)[mine]).to(device)
             y = torch.from_numpy(train.targets[idx][mine]).to(device)
+            if config.distill_weight > 0:  # (1 - w) x the label + w x the teacher's view of the track
+                teacher = torch.from_numpy(train.teacher_probs[idx][mine]).float().to(device)
+                y = torch.lerp(F.one_hot(y, len(train.labels)).float(), teacher, config.distill_weight)
             x, soft = augment(x, y, len(train.labels), config.augment, gen)
             # Probability targets (mixup's), smoothed towards uniform by torch.
             loss = F.cross_entropy(net(x), soft, label_smoothing=config.label_smoothing)

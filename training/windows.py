@@ -33,6 +33,9 @@ class TrackWindows:
         self.frontend: FrontendConfig = cache.frontend
         self.mels = [cache.load(d) for d in digests]  # memory-mapped (n_mels, T) float16
         self.targets = np.array([self.labels.index(t.label) for t in self.tracks], dtype=np.int64)
+        # A teacher's probabilities per track, (n_tracks, n_labels) in `labels` order, for
+        # distillation (`training.distill`); None without a teacher.
+        self.teacher_probs: np.ndarray | None = None
         # label -> source -> track indices: sampling is uniform over labels, then over sources
         # within a label, so neither a big class nor a big dataset dominates what is learnt.
         self._strata: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
