@@ -134,10 +134,11 @@ def main() -> None:
         timings["baseline"].append(time.time() - t0)
 
         for arch in methods[1:]:
-            cfg = dataclasses.replace(config, arch=arch, seed=args.seed + f)
+            distilled = arch == "cnn-distilled"
+            cfg = dataclasses.replace(config, arch="cnn" if distilled else arch, seed=args.seed + f)
             train_w.teacher_probs = None
-            if arch == "cnn-distilled":
-                cfg = dataclasses.replace(cfg, arch="cnn", distill_weight=args.distill_weight)
+            if distilled:
+                cfg = dataclasses.replace(cfg, distill_weight=args.distill_weight)
                 train_w.teacher_probs = teacher.probabilities(train_w.tracks, seed=args.seed + f)
             valid_w = eight.subset(valid_idx)
             result = fit(train_w, valid_w, cfg, log=lambda s, a=arch: print(f"  {a} {s}", flush=True))
