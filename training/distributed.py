@@ -91,6 +91,10 @@ def process_group(world: World, device_type: str, timeout_s: float = 1800.0) -> 
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     try:
         yield dataclasses.replace(world, backend=backend)
+        # Leave together (normal exit only: after an error a peer may never come). Rank 0 still
+        # writes the plots and the model when the others are done; a rank that tore gloo down
+        # meanwhile was seen to abort ("terminate called without an active exception", SIGABRT).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
