@@ -48,7 +48,7 @@ class FoldTeacher:
     """A musicnn teacher per fold, from `musicnn_embed.py`'s cached pooled features."""
 
     def __init__(self, cache_path: str, recipe: Recipe, labels: list[str]) -> None:
-        from musicnn_cv import Cache  # a sibling benchmark: run from the repository root
+        from musicnn_cv import Cache  # a sibling benchmark (python benchmarks/cross_validate.py ...)
 
         self.cache, self.config = Cache(cache_path), BackendConfig(**recipe.backend)
         if self.cache.labels != labels:
@@ -61,8 +61,9 @@ class FoldTeacher:
         idx = [self.position[t.path] for t in tracks]
         x, owner = self.cache.windows("all", "pool", idx)
         head = fit_backend(x, self.cache.targets(idx)[owner], len(self.cache.labels), self.config, seed=seed)
-        probs = predict_backend(head, x)
-        return np.stack([probs[owner == k].mean(axis=0) for k in range(len(idx))])
+        from musicnn_cv import track_means
+
+        return track_means(predict_backend(head, x), owner, len(idx))
 
 
 def main() -> None:
@@ -97,7 +98,8 @@ def main() -> None:
     # What the plugin analyses in each clip: 8 windows (the protocol of the shipped CNN's card),
     # and, scored by the same models, 4 (the plugin's default since issue 10) and every whole window.
     eight, failures = inference_windows(tracks, labels, cache, digests, 8, args.workers)
-    others = {"all": (None, "track_accuracy_all_windows"), "4": (4, "track_accuracy_4_windows")}
+    # placement -> (max_windows, suffix of its metrics in the report: track_accuracy_<suffix>, ...)
+    others = {"all": (None, "all_windows"), "4": (4, "4_windows")}
     placements: dict[str, InferenceWindows] = {}
     for name, (max_windows, _) in others.items():
         placements[name], more = inference_windows(tracks, labels, cache, digests, max_windows, args.workers)
@@ -165,15 +167,14 @@ def main() -> None:
             [preds[m][i] for i in idx], [tracks[i].label for i in idx], labels, [tracks[i].source for i in idx]
         )
         metrics["fit_seconds_per_fold"] = float(np.mean(timings[m]))
-        for name, (_, key) in others.items():
+        for name, (_, suffix) in others.items():
             if preds_other[name][m]:
                 other = metrics_from_probs(
                     [preds_other[name][m][i] for i in idx], [tracks[i].label for i in idx], labels,
                     [tracks[i].source for i in idx],
                 )  # fmt: skip
-                metrics[key] = other["track_accuracy"]
-                metrics[key.replace("track_", "balanced_")] = other["balanced_accuracy"]
-                metrics[key.replace("track_accuracy", "macro_f1")] = other["macro_f1"]
+                for figure in ("track_accuracy", "balanced_accuracy", "macro_f1"):
+                    metrics[f"{figure}_{suffix}"] = other[figure]
         write_metrics(metrics, out / m, title=f"{m}: {args.folds}-fold group CV")
         with open(out / m / "predictions.csv", "w", newline="") as f:
             writer = csv.writer(f)

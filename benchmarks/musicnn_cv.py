@@ -92,10 +92,14 @@ class Cache(WindowArrays):
         return np.array([self.labels.index(self.tracks[i].label) for i in idx])
 
 
+def track_means(rows: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """(n, ...): the mean of each track's window rows (`owner` as `WindowArrays.windows` gives it)."""
+    return np.stack([rows[owner == k].mean(axis=0) for k in range(n)])
+
+
 def clip_means(cache: Cache, placement: str, idx: list[int]) -> np.ndarray:
     """(len(idx), 1506): each track's pooled features averaged over its windows of `placement`."""
-    x, owner = cache.windows(placement, "pool", idx)
-    return np.stack([x[owner == k].mean(axis=0) for k in range(len(idx))])
+    return track_means(*cache.windows(placement, "pool", idx), len(idx))
 
 
 def per_track(probs: np.ndarray, owner: np.ndarray, n: int) -> list[np.ndarray]:
