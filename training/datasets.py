@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from genre_model.provenance import learnable
 from training.errors import DatasetError
 from training.labels import canonical_genre, genre_key
 
@@ -175,8 +176,9 @@ def load_beets(
     The label is the item's first genre, canonicalised with `aliases` (with `vocabulary`: the
     first of its genres that is in it). The group is the album artist, or on compilations the
     track's artist (`artist_group`), so a split never puts one artist on both sides. Items
-    whose genres this plugin wrote (``genreclass_model`` set) are left out unless
-    `include_predicted`: a model must not learn its own guesses. `spellings`: known labels (e.g. the current model's) whose spelling a
+    whose genres this plugin wrote are left out unless `include_predicted`: a model must not
+    learn its own guesses; genres the user changed since are the user's and are learnt from
+    (`genre_model.provenance`). `spellings`: known labels (e.g. the current model's) whose spelling a
     genre equal up to case and punctuation takes ("POP" -> "Pop"). returns (tracks, {reason:
     count of items left out}).
     """
@@ -191,7 +193,7 @@ def load_beets(
         if not genres:
             left_out["no genres"] += 1
             continue
-        if item.get("genreclass_model") and not include_predicted:
+        if not include_predicted and not learnable(item):
             left_out["genres set by genreclass"] += 1
             continue
         label = next((g for g in genres if genre_key(g) in keys), genres[0]) if keys else genres[0]

@@ -20,16 +20,25 @@ from beets.library import Item
 from beets.plugins import BeetsPlugin
 
 from genre_model import Classifier, DecoderPool, ModelError
+from genre_model.provenance import CONFIDENCE_FIELD, FIELDS, GENRES_FIELD, MODEL_FIELD
 
+from . import tags
+from .run_lock import LibraryBusy, RunLock, command_line
 from .settings import DEFAULTS, Settings, check_rename, read_settings
 from .tagger import Tagger
-from .tags import write_genres
 from .train_command import add_options, train_command
+
+_FIELD_TYPES = {
+    # Three decimals: 0.302 and 0.298 fall on either side of a 0.3 threshold.
+    CONFIDENCE_FIELD: types.Float(3),
+    MODEL_FIELD: types.STRING,
+    GENRES_FIELD: types.MULTI_VALUE_DSV,  # a list, as `genres` itself
+}
 
 
 class GenreClassPlugin(BeetsPlugin):
-    # Three decimals: 0.302 and 0.298 fall on either side of a 0.3 threshold.
-    item_types = {"genreclass_confidence": types.Float(3), "genreclass_model": types.STRING}
+    item_types = _FIELD_TYPES
+    album_types = _FIELD_TYPES
 
     def __init__(self) -> None:
         super().__init__()
@@ -38,9 +47,10 @@ class GenreClassPlugin(BeetsPlugin):
         self._tagger: Tagger | None = None
         self._pool: DecoderPool | None = None
         # Items classified at import whose tag waits for their files to be in place: item id ->
-        # the genres it had before, restored if the tag cannot be written.
-        self._unwritten: dict[int, list[str]] = {}
+        # the fields it had before, restored if the tag cannot be written.
+        self._unwritten: dict[int, dict] = {}
         self._lock = threading.Lock()
+        self._run_lock: RunLock | None = None  # one writing run per library (`run_lock`)
         # Always registered (reading `auto` here could not report a bad value): the stage
         # checks `auto` itself, from settings validated at `import_begin`.
         self.import_stages = [self.import_stage]
@@ -72,9 +82,22 @@ class GenreClassPlugin(BeetsPlugin):
         return self._tagger
 
     def close(self, lib=None) -> None:
-        """End the decoder processes (``cli_exit``)."""
+        """End the decoder processes and let other runs write (``cli_exit``)."""
         if self._pool is not None:
             self._pool.close()
+        if self._run_lock is not None:
+            self._run_lock.release()
+
+    def lock_library(self, lib) -> None:
+        """Become the one genreclass run that writes to `lib` (raises `UserError` if another is)."""
+        if lib.path == ":memory:":
+            return
+        if self._run_lock is None:
+            self._run_lock = RunLock(lib.path)
+        try:
+            self._run_lock.acquire(command_line())
+        except LibraryBusy as exc:
+            raise ui.UserError(f"genreclass: {exc}") from None
 
     # -- beet genreclass ------------------------------------------------------------------
 
@@ -106,16 +129,19 @@ class GenreClassPlugin(BeetsPlugin):
 
     def command(self, lib, opts, args: list[str]) -> None:
         tagger = self.tagger()
+        if not opts.pretend:
+            self.lock_library(lib)
         items = list(lib.items(args))
         if not items:
             ui.print_("genreclass: no tracks match" + (f" '{' '.join(args)}'" if args else ""))
             return
+        write = ui.should_write(opts.write)
         try:
             tagger.run(
                 items,
                 force=opts.force or self.settings().force,
                 pretend=opts.pretend,
-                write=write_genres if ui.should_write(opts.write) else None,
+                save=lambda item, needs_tag: tags.save(item, write and needs_tag),
                 show_skipped=opts.pretend,
             )
         finally:
@@ -130,9 +156,11 @@ class GenreClassPlugin(BeetsPlugin):
             raise ui.UserError(f"genreclass: {exc}") from None
 
     def import_begin(self, session) -> None:
-        """With `auto`, check every setting and load the model before the first task touches anything."""
+        """With `auto`, check every setting, load the model and take the library's lock before
+        the first task touches anything."""
         if self._auto():
             self.tagger()
+            self.lock_library(session.lib)
 
     def import_stage(self, session, task) -> None:
         """Classify the task's items and store the verdicts; their files are not written yet."""
@@ -142,15 +170,19 @@ class GenreClassPlugin(BeetsPlugin):
             task.imported_items(),
             force=self.settings().force,
             pretend=False,
-            write=self._write_later,
+            save=self._save_later,
             show_skipped=False,
             show_progress=False,
         )
 
-    def _write_later(self, item: Item) -> None:
-        before = list(item.get_fresh_from_db().get("genres") or [])
-        with self._lock:
-            self._unwritten[item.id] = before
+    def _save_later(self, item: Item, needs_tag: bool) -> None:
+        """Store the verdict now; its tag is written once the file is in place (`import_task_files`)."""
+        before = item.get_fresh_from_db()
+        snapshot = {key: before.get(key) for key in ("genres", *FIELDS)}
+        tags.store(item)
+        if needs_tag:
+            with self._lock:
+                self._unwritten[item.id] = snapshot
 
     def import_task_files(self, session, task) -> None:
         """Write the genre tag into the files the library now holds (copies, moved files, or
@@ -163,16 +195,23 @@ class GenreClassPlugin(BeetsPlugin):
                 before = self._unwritten.pop(item.id)
             if not write:
                 continue
-            reason = write_genres(item)
+            try:
+                reason = tags.save(item, write=True)
+            except tags.LibraryError as exc:
+                raise ui.UserError(f"genreclass: {exc}") from None
             if reason:
                 self._log.error("{}: cannot write tags ({}); its genres are left as they were", item.filepath, reason)
                 # As if never classified, so that `beet genreclass` retries it.
-                item.genres = before
-                for field in ("genreclass_model", "genreclass_confidence"):
-                    del item[field]
-            item.store()
+                for key, value in before.items():
+                    if value is not None:
+                        item[key] = value
+                    elif key in item:  # a genreclass field the item did not have
+                        del item[key]
+                tags.store(item)
 
     def import_end(self, lib, paths) -> None:
         """The import's summary, on stdout like the rest of the import's report."""
         if self._tagger is not None and self._auto():
             ui.print_(f"genreclass: {self._tagger.summary_line()}")
+        if self._run_lock is not None:
+            self._run_lock.release()

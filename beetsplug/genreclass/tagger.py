@@ -13,10 +13,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from beets import ui
-from beets.library import Item
+from beets.library import Album, Item
 
 from genre_model import Classifier, DecoderPool, GenreModelError, Outcome, TrackPrediction, classify_files, pool_tracks
+from genre_model.provenance import CONFIDENCE_FIELD, GENRES_FIELD, MODEL_FIELD, Origin, genres_origin
 
+from . import tags
 from .progress import Progress, stop_requests
 from .settings import Settings
 from .units import Unit, group_units, user_tagged
@@ -32,15 +34,22 @@ def label(item: Item) -> str:
 
 def skip_reason(item: Item, model_id: str, min_confidence: float) -> str | None:
     """Why `item` needs no classifying by model `model_id` (None: it does)."""
-    if item.get("genreclass_model") == model_id:
+    origin = genres_origin(item)
+    recorded = "; ".join(item.get(GENRES_FIELD) or [])
+    if origin is Origin.USER:
+        if item.get(MODEL_FIELD):
+            return f"its genres were changed by hand ({'; '.join(item.genres)}; genreclass wrote {recorded})"
+        return f"already has genres ({'; '.join(item.genres)})"
+    if origin is Origin.CLEARED:
+        return f"its genres were removed by hand (genreclass wrote {recorded})"
+    if origin is Origin.UNRECORDED:
+        return f"classified by an earlier genreclass that did not record its genres ({'; '.join(item.genres)})"
+    if item.get(MODEL_FIELD) == model_id:
         if item.get("genres"):
             return f"already classified by {model_id}"
-        confidence = float(item.get("genreclass_confidence") or 0.0)
+        confidence = float(item.get(CONFIDENCE_FIELD) or 0.0)
         if confidence < min_confidence:  # found uncertain before, and the threshold is no lower now
             return f"uncertain last time ({confidence:.3f} < min_confidence {min_confidence:g})"
-        return None
-    if item.get("genres") and not item.get("genreclass_model"):
-        return f"already has genres ({'; '.join(item.genres)})"
     return None
 
 
@@ -59,7 +68,10 @@ def summary_line(tracks: Counter, albums: Counter | None = None) -> str:
     return line
 
 
-Write = Callable[[Item], str | None]
+# Stores an item whose fields are set; the bool says whether its file's genre tag needs
+# writing. Returns why the tag could not be written (the item is then as stored before), or
+# None. Raises `tags.LibraryError` when the database cannot be written.
+Save = Callable[[Item, bool], str | None]
 
 
 class Tagger:
@@ -98,15 +110,14 @@ class Tagger:
         items: Iterable[Item],
         force: bool,
         pretend: bool,
-        write: Write | None,
+        save: Save,
         show_skipped: bool,
         show_progress: bool = True,
     ) -> None:
         """Classify `items` (by album or by track, as `settings.source` says) and set their
         fields, adding the outcomes to `summary` and `albums`.
 
-        write: writes an item's genre tag, returning why it could not (None: tags are left to
-        the caller). show_skipped: print each skipped track or album with its reason, not just
+        save: stores each changed item (and writes its tag, as it decides). show_skipped: print each skipped track or album with its reason, not just
         count it. show_progress: a bar on a terminal (not during an import, whose prompts it
         would garble).
         """
@@ -132,19 +143,19 @@ class Tagger:
                 for done, outcome in enumerate(outcomes, 1):
                     unit, item = tracks[outcome.index]
                     if unit.album is None:
-                        self._count(unit, self._apply(item, outcome, force, pretend, write))
+                        self._count(unit, self._apply(item, outcome, force, pretend, save))
                     else:
                         gathered = waiting.setdefault(id(unit), {})
                         gathered[item.id] = outcome
                         if len(gathered) == len(unit.items):
                             del waiting[id(unit)]
-                            self._count(unit, self._apply_album(unit, gathered, force, pretend, write))
+                            self._count(unit, self._apply_album(unit, gathered, force, pretend, save))
                     progress.update(done)
                     if stop.is_set():
                         outcomes.close()  # waits for the decoders in flight, starts no new ones
                         raise KeyboardInterrupt
-        except GenreModelError as exc:
-            raise ui.UserError(f"genreclass: {exc}") from None
+        except (GenreModelError, tags.LibraryError) as exc:
+            raise ui.UserError(f"genreclass: {exc}; finished tracks are saved") from None
         except KeyboardInterrupt:
             raise ui.UserError("genreclass: interrupted; finished tracks are saved, run again to continue") from None
         finally:
@@ -171,34 +182,38 @@ class Tagger:
         self.log.error("{}: {}", item.filepath, outcome.error.reason)
         return True
 
-    def _mark(self, item: Item, prediction: TrackPrediction) -> None:
-        item.genreclass_confidence = prediction.confidence
-        item.genreclass_model = self.model_id
+    def _mark(self, item: Item | Album, prediction: TrackPrediction, genres: list[str]) -> None:
+        """Record the verdict beside the genres: who judged, how sure, and what it wrote (so
+        that genres changed since are known to be the user's)."""
+        item[CONFIDENCE_FIELD] = prediction.confidence
+        item[MODEL_FIELD] = self.model_id
+        if genres:
+            item[GENRES_FIELD] = list(genres)
+        elif GENRES_FIELD in item:
+            del item[GENRES_FIELD]
 
     def _uncertain(self, name: str, items: list[Item], prediction: TrackPrediction, ranked: str, pretend: bool) -> str:
         self._print(f"{name}\n  uncertain: no genre reaches min_confidence {self.settings.min_confidence:g} ({ranked})")
         for item in items:
             if not pretend and not item.get("genres"):
                 # Recorded so that reruns skip it, unless forced or the threshold is lowered.
-                self._mark(item, prediction)
-                item.store()
+                self._mark(item, prediction, [])
+                tags.store(item)
         return "uncertain"
 
-    def _store(self, item: Item, changed: bool, force: bool, write: Write | None) -> bool:
-        """Write (when asked and needed) and store an item whose fields are set; False if its tag
-        could not be written, in which case the database keeps its old values (a rerun retries)."""
-        if write is not None and (changed or force):  # forced: the file may lack a tag the database has
-            reason = write(item)
-            if reason:
-                self.log.error(
-                    "{}: cannot write tags ({}); it would be {}", item.filepath, reason, "; ".join(item.genres)
-                )
-                item.load()
-                return False
-        item.store()
+    def _store(self, item: Item, changed: bool, force: bool, save: Save) -> bool:
+        """Save an item whose fields are set, its tag written where it changed (or when forced:
+        the file may lack a tag the database has); False if the tag could not be written, in
+        which case the database keeps its old values (a rerun retries)."""
+        genres = "; ".join(item.genres)
+        reason = save(item, changed or force)
+        if reason:
+            self.progress.clear()
+            self.log.error("{}: cannot write tags ({}); it would be {}", item.filepath, reason, genres)
+            return False
         return True
 
-    def _apply(self, item: Item, outcome: Outcome, force: bool, pretend: bool, write: Write | None) -> str:
+    def _apply(self, item: Item, outcome: Outcome, force: bool, pretend: bool, save: Save) -> str:
         """Set one track's fields from its outcome and show it; returns its summary key."""
         if self._failed(item, outcome):
             return "failed"
@@ -215,14 +230,12 @@ class Tagger:
         if pretend:
             item.load()  # pretend changes nothing, not even this object
             return "classified" if changed else "unchanged"
-        self._mark(item, prediction)
-        if not self._store(item, changed, force, write):
+        self._mark(item, prediction, genres)
+        if not self._store(item, changed, force, save):
             return "failed"
         return "classified" if changed else "unchanged"
 
-    def _apply_album(
-        self, unit: Unit, outcomes: dict[int, Outcome], force: bool, pretend: bool, write: Write | None
-    ) -> str:
+    def _apply_album(self, unit: Unit, outcomes: dict[int, Outcome], force: bool, pretend: bool, save: Save) -> str:
         """Pool an album's tracks into one verdict and set it on the album and on each of its
         tracks that has no genres of the user's (all of them when forced); returns the album's
         summary key. A track that fails is logged and counted on its own, and left as it was."""
@@ -237,11 +250,11 @@ class Tagger:
         name = format(album)
         if not genres:
             return self._uncertain(name, targets, prediction, ranked, pretend)
-        changed = [list(item.get("genres") or []) != genres for item in targets]
-        # The album's own field follows the verdict unless the user's genres are on the album.
-        set_album = force or not album.get("genres") or not any(user_tagged(item) for item in unit.items)
+        changed = {item.id: list(item.get("genres") or []) != genres for item in targets}
+        # The album's own field follows the verdict unless it holds the user's genres.
+        set_album = force or not user_tagged(album)
+        album_changed = set_album and list(album.get("genres") or []) != genres
         if set_album:
-            changed.append(list(album.get("genres") or []) != genres)
             album.genres = genres
         self.progress.clear()
         ui.print_(name)
@@ -253,14 +266,19 @@ class Tagger:
             else f"{len(targets)} tracks"
         )
         ui.print_(f"  {'would be ' if pretend else ''}{'; '.join(genres)} on {n} ({ranked})")
+        for item in decoded:
+            if item.id not in changed:  # the user's own genres stay, and the output says so
+                ui.print_(f"  {label(item)}: keeps {'; '.join(item.genres) or 'no genres'}: {skip_reason(item, '', 0)}")
+        outcome = "classified" if album_changed or any(changed.values()) else "unchanged"
         if pretend:
             album.load()
-            return "classified" if any(changed) else "unchanged"
-        for item, item_changed in zip(targets, changed):
+            return outcome
+        for item in targets:
             item.genres = genres
-            self._mark(item, prediction)
-            if not self._store(item, item_changed, force, write):
+            self._mark(item, prediction, genres)
+            if not self._store(item, changed[item.id], force, save):
                 self.summary["failed"] += 1
         if set_album:
-            album.store(inherit=False)  # the tracks are set above, each only if it is a target
-        return "classified" if any(changed) else "unchanged"
+            self._mark(album, prediction, genres)
+            tags.store(album, inherit=False)  # the tracks are set above, each only if it is a target
+        return outcome

@@ -1,31 +1,184 @@
-"""Writing the genre tag, and only the genre tag, into a track's file."""
+"""Saving a verdict: the genre tag, and only the genre tag, into the file, and the item into
+the library, so that file and database agree whatever stops the run.
+
+The order makes every failure leave both as they were: the new file is written beside the old
+one (`safe_write`); then the database row is stored; then the new file is renamed into place.
+A full disk or an unreadable file fails the first step, a locked or full database the second
+(the new copy is thrown away), and SIGINT/SIGTERM wait until all three are done.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+
+import mutagen
+import mutagen.mp3
 from beets import config as beets_config
 from beets import plugins
+from beets.dbcore.db import Model
 from beets.library import Item
-from beets.util import syspath
 from mediafile import MediaFile, UnreadableFileError
 
+from . import id3_genre
+from .safe_write import Replacement, deferred_signals, prepare_replacement
 
-def write_genres(item: Item) -> str | None:
-    """Write `item.genres` into its file; returns why it could not be written, else None.
+# How long a locked library database is waited for, in seconds, on top of sqlite's own wait
+# (beets' ``timeout``, 5 s by default): long enough for another beets command's transaction.
+LOCKED_DB_PATIENCE_S = 60.0
+
+
+class LibraryError(Exception):
+    """The library database cannot be written (locked for too long, disk full): the run stops."""
+
+
+class TagWriteError(Exception):
+    """One file's tag could not be written; the file is left byte-identical."""
+
+
+def _write_mp3(source: str, temporary: str, tags: dict) -> None:
+    """`source` with its ID3v2 genre frame replaced (`id3_genre`) and its ID3v1 genre byte set;
+    every other byte copied. Other fields a ``write`` listener added go through MediaFile."""
+    genres = list(tags.pop("genres"))
+    version = 3 if beets_config["id3v23"].get(bool) else 4
+    with open(source, "rb") as src, open(temporary, "xb") as dst:
+        head = src.read(10)
+        if head[:3] == b"ID3" and len(head) == 10:
+            footer = 10 if head[3] == 4 and head[5] & 0x10 else 0
+            head += src.read(id3_genre._syncsafe(head[6:10]) + footer)
+        new_tag, old_size = id3_genre.with_genres(head, genres, version)
+        dst.write(new_tag)
+        src.seek(old_size)
+        shutil.copyfileobj(src, dst, 1 << 20)
+        if dst.tell() >= 128 + len(new_tag):
+            dst.seek(-128, 2)
+            with open(temporary, "rb") as check:
+                check.seek(-128, 2)
+                if check.read(3) == b"TAG":  # ID3v1: its last byte is the genre
+                    dst.seek(-1, 2)
+                    dst.write(bytes([id3_genre.v1_genre_byte(genres)]))
+    if tags:
+        _write_mediafile(temporary, temporary, tags)
+
+
+def _write_mediafile(source: str, temporary: str, tags: dict) -> None:
+    if source != temporary:
+        shutil.copyfile(source, temporary)
+    mediafile = MediaFile(temporary, id3v23=_keeps_id3v23(temporary))
+    mediafile.update(tags)
+    mediafile.save()
+
+
+def _keeps_id3v23(path: str) -> bool:
+    """Save an ID3 tag (AIFF, WAV, or an MP3 whose tag mutagen must rewrite) as v2.3 when the
+    file's tag already is, else as beets' ``id3v23`` says."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        head = b""
+    return head[:3] == b"ID3" and head[3] == 3 or beets_config["id3v23"].get(bool)
+
+
+def _new_file(tags: dict) -> Callable[[str, str], None]:
+    """write_new for `prepare_replacement`: the file with `tags`, checked by reading it back."""
+
+    def write_new(source: str, temporary: str) -> None:
+        try:
+            is_mp3 = isinstance(mutagen.File(source), mutagen.mp3.MP3)
+        except mutagen.MutagenError as exc:
+            raise TagWriteError(f"cannot read its tags: {exc}") from None
+        try:
+            if not is_mp3:
+                raise id3_genre.ID3LayoutError("not an MP3")
+            _write_mp3(source, temporary, dict(tags))
+        except id3_genre.ID3LayoutError:
+            # Not an MP3, or a tag layout only mutagen rewrites: the whole tag goes through MediaFile.
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            _write_mediafile(source, temporary, dict(tags))
+        written = MediaFile(temporary).genres or []
+        if list(written) != list(tags["genres"]):
+            raise TagWriteError(f"the genres read back as {written!r}, not {tags['genres']!r}")
+
+    return write_new
+
+
+def prepare_genre_write(item: Item) -> Replacement:
+    """Write `item`'s file with ``item.genres`` as its genre tag beside it (not yet in place).
 
     `Item.write` would rewrite every media field from the database: beets' normalised values
-    and empty defaults (BPM 0, disc 0/0, ...) would replace what the file holds. This is
-    `Item.write` restricted to ``genres``, with the same ``write``/``after_write`` events for
-    other plugins. The caller stores the item afterwards (its mtime changes here).
+    and empty defaults (BPM 0, disc 0/0, ...) would replace what the file holds. This writes
+    ``genres`` alone, with the same ``write`` event for other plugins. Raises `TagWriteError`
+    with the reason; the file is then untouched.
     """
     tags = {"genres": list(item.genres)}
+    plugins.send("write", item=item, path=item.path, tags=tags)
     try:
-        plugins.send("write", item=item, path=item.path, tags=tags)
-        mediafile = MediaFile(syspath(item.path), id3v23=beets_config["id3v23"].get(bool))
-        mediafile.update(tags)
-        mediafile.save()
-    except (UnreadableFileError, OSError) as exc:
-        # MediaFile's messages repeat the path, which the caller's log line already gives.
-        return str(exc).replace(f": {item.filepath!r}", "").replace(f": '{item.filepath}'", "")
-    item.mtime = item.current_mtime()
+        return prepare_replacement(item.path, _new_file(tags))
+    except TagWriteError:
+        raise
+    except (UnreadableFileError, mutagen.MutagenError, OSError) as exc:
+        # Messages that repeat the path, which the caller's log line already gives, lose it.
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise TagWriteError(reason.replace(f": {item.filepath!r}", "").replace(f": '{item.filepath}'", "")) from None
+
+
+def store(model: Model, patience_s: float = LOCKED_DB_PATIENCE_S, **kwargs) -> None:
+    """``model.store(**kwargs)``, waiting out a database another process holds locked (as long
+    as `patience_s` beyond sqlite's own timeout). Raises `LibraryError` when it stays locked or
+    the database cannot grow (disk full); nothing is stored then."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            model.store(**kwargs)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            raise LibraryError(f"cannot save to the library database ({exc})") from None
+
+
+def _restore(item: Item, before: Item) -> None:
+    """Give `item` the fields of `before` (its earlier database row) and store them."""
+    for key in set(item.keys(with_album=False)) - set(before.keys(with_album=False)):
+        del item[key]
+    item.update({key: before[key] for key in before.keys(with_album=False)})
+    store(item)
+
+
+def save(item: Item, write: bool) -> str | None:
+    """Store `item` in the library and, with `write`, its genres in its file: both or neither.
+
+    returns why the tag could not be written (the item is reloaded from the database, the file
+    unchanged), or None. Raises `LibraryError` when the database cannot be written; the file is
+    unchanged then too.
+    """
+    with deferred_signals():
+        if not write:
+            store(item)
+            return None
+        try:
+            replacement = prepare_genre_write(item)
+        except TagWriteError as exc:
+            item.load()
+            return str(exc)
+        before = item.get_fresh_from_db()
+        item.mtime = replacement.mtime
+        try:
+            store(item)
+        except BaseException:
+            replacement.discard()
+            raise
+        try:
+            replacement.commit()
+        except OSError as exc:
+            replacement.discard()
+            _restore(item, before)  # the stored row describes a file that did not change
+            return f"cannot put the new file in place ({exc.strerror or exc})"
     plugins.send("after_write", item=item, path=item.path)
     return None

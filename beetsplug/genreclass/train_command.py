@@ -40,7 +40,7 @@ def add_options(cmd: ui.Subcommand) -> None:
         "\n\nLearn the genres of the matching tracks that have them (the first genre of each,"
         "\nin canonical spelling) and write a model in your vocabulary. Album artists (on"
         "\ncompilations, track artists) are split so none is on both sides; the new model and"
-        "\nthe current one are then scored on the held-out artists. Tracks whose genres genreclass itself set are not used."
+        "\nthe current one are then scored on the held-out artists. Tracks whose genres genreclass itself set are not used; genres you corrected by hand since are."
         "\nA model with an embedding output gets a new head on it, in seconds once its"
         "\nembeddings are computed: pip install 'beets-genreclass[head]'. A CNN/CRNN model,"
         "\nor --from-scratch, is trained with torch: pip install 'beets-genreclass[train]'."

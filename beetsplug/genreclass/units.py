@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from beets import config as beets_config
 from beets.library import Album, Item
 
+from genre_model.provenance import Origin, genres_origin
+
 
 @dataclasses.dataclass
 class Unit:
@@ -28,9 +30,10 @@ def is_compilation(album: Album) -> bool:
     return bool(album.get("comp")) or album.get("albumartist") == beets_config["va_name"].as_str()
 
 
-def user_tagged(item: Item) -> bool:
-    """The track carries genres that genreclass did not set (the user's, or another tool's)."""
-    return bool(item.get("genres")) and not item.get("genreclass_model")
+def user_tagged(item: Item | Album) -> bool:
+    """The track's genres are not genreclass's to replace: set or changed (removed too) by the
+    user or another tool, or set by a version that did not record what it wrote."""
+    return genres_origin(item) in (Origin.USER, Origin.CLEARED, Origin.UNRECORDED)
 
 
 def group_units(items: Iterable[Item], source: str) -> list[Unit]:
