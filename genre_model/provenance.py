@@ -20,6 +20,9 @@ CONFIDENCE_FIELD = "genreclass_confidence"
 # The genres genreclass set, exactly as set (after `map`): genres that differ are the user's.
 GENRES_FIELD = "genreclass_genres"
 FIELDS = (MODEL_FIELD, CONFIDENCE_FIELD, GENRES_FIELD)
+# How beets stores a list field (its MULTI_VALUE_DSV type); a library opened without the plugin
+# does not know the field's type and hands back this stored text.
+_STORED_DELIMITER = "\\\u2400"
 
 
 class Origin(enum.Enum):
@@ -41,7 +44,7 @@ def genres_origin(fields: Mapping[str, Any]) -> Origin:
     if recorded is None:
         # Before genreclass recorded its genres, a corrected track looked like any other.
         return Origin.UNRECORDED if genres else Origin.NONE
-    recorded = list(recorded)
+    recorded = recorded.split(_STORED_DELIMITER) if isinstance(recorded, str) else list(recorded)
     if genres == recorded:
         return Origin.GENRECLASS if genres else Origin.NONE
     return Origin.CLEARED if not genres else Origin.USER

@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
@@ -176,6 +177,23 @@ class Beets:
         if check and proc.returncode != 0:
             raise AssertionError(f"beet {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return result
+
+    def start_patched_process(self, setup: str, *args: str) -> subprocess.Popen:
+        """``beet ARGS`` in a new process that first runs the Python code `setup` (which may
+        patch a function to die, stall or signal at a chosen moment); the caller waits on it."""
+        code = (
+            f"import sys\nsys.argv = {['beet', *args]!r}\n{textwrap.dedent(setup)}\nimport beets.ui\nbeets.ui.main()\n"
+        )
+        return subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=self.process_env(), cwd=Path(__file__).parents[1],
+        )  # fmt: skip
+
+    def run_patched_process(self, setup: str, *args: str) -> Result:
+        """`start_patched_process`, waited for."""
+        proc = self.start_patched_process(setup, *args)
+        stdout, stderr = proc.communicate(timeout=300)
+        return Result(args, proc.returncode, stdout, stderr)
 
     def field(self, name: str) -> dict[str, str]:
         out = self.run("ls", "-f", f"$path\t${name}").stdout

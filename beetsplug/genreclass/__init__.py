@@ -98,6 +98,8 @@ class GenreClassPlugin(BeetsPlugin):
             self._run_lock.acquire(command_line())
         except LibraryBusy as exc:
             raise ui.UserError(f"genreclass: {exc}") from None
+        except OSError as exc:
+            raise ui.UserError(f"genreclass: cannot lock the library ({self._run_lock.path}: {exc.strerror})") from None
 
     # -- beet genreclass ------------------------------------------------------------------
 

@@ -51,9 +51,10 @@ class RunLock:
                 f"another genreclass run is writing to this library ({holder}); nothing was changed, "
                 "run again when it has finished"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, {what}, since {time.strftime('%H:%M:%S')}\n".encode(), 0)
         self._fd = fd
+        with contextlib.suppress(OSError):  # who holds it is a courtesy; a full disk must not stop the run
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}, {what}, since {time.strftime('%H:%M:%S')}\n".encode(), 0)
 
     def release(self) -> None:
         if self._fd is None:

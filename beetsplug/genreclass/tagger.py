@@ -123,6 +123,9 @@ class Tagger:
         """
         todo: list[Unit] = []
         for unit in group_units(items, self.settings.source):
+            if not pretend:
+                for item in unit.items:  # a run killed mid-write left a copy: finish or undo it first
+                    tags.finish_interrupted_write(item)
             reason = None if force else self._skip_reason(unit)
             if reason is None:
                 todo.append(unit)

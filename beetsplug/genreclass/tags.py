@@ -24,7 +24,7 @@ from beets.library import Item
 from mediafile import MediaFile, UnreadableFileError
 
 from . import id3_genre
-from .safe_write import Replacement, deferred_signals, prepare_replacement
+from .safe_write import Replacement, deferred_signals, prepare_replacement, temporary_path
 
 # How long a locked library database is waited for, in seconds, on top of sqlite's own wait
 # (beets' ``timeout``, 5 s by default): long enough for another beets command's transaction.
@@ -127,20 +127,44 @@ def prepare_genre_write(item: Item) -> Replacement:
         raise TagWriteError(reason.replace(f": {item.filepath!r}", "").replace(f": '{item.filepath}'", "")) from None
 
 
-def store(model: Model, patience_s: float = LOCKED_DB_PATIENCE_S, **kwargs) -> None:
+def store(model: Model, **kwargs) -> None:
     """``model.store(**kwargs)``, waiting out a database another process holds locked (as long
-    as `patience_s` beyond sqlite's own timeout). Raises `LibraryError` when it stays locked or
+    as `LOCKED_DB_PATIENCE_S` beyond sqlite's own timeout). Raises `LibraryError` when it stays locked or
     the database cannot grow (disk full); nothing is stored then."""
-    deadline = time.monotonic() + patience_s
+    deadline = time.monotonic() + LOCKED_DB_PATIENCE_S
     while True:
+        # `Model.store` forgets which fields changed before its UPDATE runs; a retry needs them.
+        dirty = set(model._dirty)
         try:
             model.store(**kwargs)
             return
         except sqlite3.OperationalError as exc:
+            model._dirty |= dirty
             if "locked" in str(exc) and time.monotonic() < deadline:
                 time.sleep(0.5)
                 continue
             raise LibraryError(f"cannot save to the library database ({exc})") from None
+
+
+def finish_interrupted_write(item: Item) -> None:
+    """Complete or undo a write of `item`'s file that a killed run left half done (a SIGKILL or
+    a power cut, which no handler sees).
+
+    A new copy beside the file whose modification time is the one the item's row holds was
+    stored in the library before the kill came: the rename that would have followed is done
+    now, so file and row agree. Any other copy was never stored: it is removed.
+    """
+    temporary = temporary_path(os.path.realpath(os.fsdecode(item.path)))
+    try:
+        copy_mtime = os.stat(temporary).st_mtime
+    except OSError:
+        return
+    with deferred_signals():
+        replacement = Replacement(os.path.realpath(os.fsdecode(item.path)), temporary)
+        if copy_mtime == item.get("mtime"):
+            replacement.commit()
+        else:
+            replacement.discard()
 
 
 def _restore(item: Item, before: Item) -> None:
