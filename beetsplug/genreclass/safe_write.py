@@ -19,6 +19,7 @@ import contextlib
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Callable, Iterator
 
 # Signals that would stop the run between two steps that belong together (a file and its
@@ -29,15 +30,29 @@ _DEFERRED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[None]:
     """Hold back SIGINT, SIGTERM, SIGHUP and SIGQUIT until the block ends; one that arrived
-    meanwhile is delivered then (its handler runs, or the process ends as it would have)."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
+    meanwhile is delivered then (its handler runs, or the process ends as it would have).
+
+    In the main thread the Python handlers are swapped for a recorder: a signal may reach the
+    process through any of its threads (onnxruntime's, the decoder pool's), and CPython then
+    runs the handler in the main thread, so masking the main thread alone would not hold it
+    back. Elsewhere (beets' import pipeline threads) that thread's mask is all there is to set.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+    arrived: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: arrived.append(signum)) for sig in _DEFERRED}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(arrived):  # once each, in the order they came, as the kernel would
+            signal.raise_signal(sig)
 
 
 def temporary_path(path: str) -> str:

@@ -113,17 +113,20 @@ class Tagger:
         save: Save,
         show_skipped: bool,
         show_progress: bool = True,
+        in_library: bool = True,
     ) -> None:
         """Classify `items` (by album or by track, as `settings.source` says) and set their
         fields, adding the outcomes to `summary` and `albums`.
 
         save: stores each changed item (and writes its tag, as it decides). show_skipped: print each skipped track or album with its reason, not just
         count it. show_progress: a bar on a terminal (not during an import, whose prompts it
-        would garble).
+        would garble). in_library: the items' files are where the library keeps them (not an
+        import's originals, which are never touched), so a copy a killed run left beside one is
+        finished or removed first.
         """
         todo: list[Unit] = []
         for unit in group_units(items, self.settings.source):
-            if not pretend:
+            if in_library and not pretend:
                 for item in unit.items:  # a run killed mid-write left a copy: finish or undo it first
                     tags.finish_interrupted_write(item)
             reason = None if force else self._skip_reason(unit)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import threading
 
 import pytest
 
-from beetsplug.genreclass.safe_write import prepare_replacement, temporary_path
+from beetsplug.genreclass.safe_write import deferred_signals, prepare_replacement, temporary_path
 
 
 def rewrite(source: str, temporary: str) -> None:
@@ -79,3 +81,17 @@ def test_a_read_only_file_is_refused_though_its_folder_is_writable(tmp_path):
     with pytest.raises(PermissionError, match="not writable"):
         prepare_replacement(str(path), rewrite)
     assert path.read_bytes() == b"old bytes"
+
+
+def test_signals_wait_for_the_end_of_a_write_even_when_another_thread_receives_them():
+    seen: list[str] = []
+    with pytest.raises(KeyboardInterrupt):  # delivered, but only once the block is over
+        with deferred_signals():
+            # The kernel hands a process's signal to any thread that does not block it.
+            sender = threading.Thread(target=lambda: os.kill(os.getpid(), signal.SIGINT))
+            sender.start()
+            sender.join()
+            for _ in range(1000):  # bytecodes at which CPython would run a pending handler
+                seen.append("working")
+            seen.append("done")
+    assert seen[-1] == "done" and len(seen) == 1001
