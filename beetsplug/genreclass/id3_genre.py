@@ -93,6 +93,14 @@ class ID3Tag:
         return found
 
 
+def tag_size(head: bytes) -> int:
+    """Bytes of the ID3v2 tag a file starts with (header, body, footer), from its first 10
+    bytes `head`; 0 when it has none."""
+    if len(head) < 10 or head[:3] != b"ID3":
+        return 0
+    return 10 + _syncsafe(head[6:10]) + (10 if head[3] == 4 and head[5] & _FOOTER else 0)
+
+
 def read_tag(data: bytes) -> ID3Tag | None:
     """The ID3v2 tag at the start of `data` (the file's first bytes, at least the whole tag),
     or None when the file has none. Raises `ID3LayoutError` for layouts not rewritten here."""
@@ -106,14 +114,13 @@ def read_tag(data: bytes) -> ID3Tag | None:
         raise ID3LayoutError("compressed ID3v2.2 tag" if version == 2 else "ID3v2 tag with an extended header")
     if version == 4 and flags & _UNSYNC:
         raise ID3LayoutError("ID3v2.4 tag with unsynchronisation")  # per-frame flags; left to mutagen
-    body_len = _syncsafe(data[6:10])
-    footer = 10 if version == 4 and flags & _FOOTER else 0
-    if len(data) < 10 + body_len + footer:
+    size = tag_size(data)
+    if len(data) < size:
         raise ID3LayoutError("the ID3v2 tag runs past the end of the file")
-    body = data[10 : 10 + body_len]
+    body = data[10 : 10 + _syncsafe(data[6:10])]
     if flags & _UNSYNC:
         body = body.replace(b"\xff\x00", b"\xff")
-    return ID3Tag(version, flags, body, 10 + body_len + footer)
+    return ID3Tag(version, flags, body, size)
 
 
 def _encoding_for(genres: list[str], version: int, old_frame: bytes | None, header_len: int) -> int:

@@ -44,22 +44,18 @@ def _write_mp3(source: str, temporary: str, tags: dict) -> None:
     every other byte copied. Other fields a ``write`` listener added go through MediaFile."""
     genres = list(tags.pop("genres"))
     version = 3 if beets_config["id3v23"].get(bool) else 4
-    with open(source, "rb") as src, open(temporary, "xb") as dst:
+    with open(source, "rb") as src, open(temporary, "xb+") as dst:
         head = src.read(10)
-        if head[:3] == b"ID3" and len(head) == 10:
-            footer = 10 if head[3] == 4 and head[5] & 0x10 else 0
-            head += src.read(id3_genre._syncsafe(head[6:10]) + footer)
+        head += src.read(max(0, id3_genre.tag_size(head) - len(head)))
         new_tag, old_size = id3_genre.with_genres(head, genres, version)
         dst.write(new_tag)
         src.seek(old_size)
         shutil.copyfileobj(src, dst, 1 << 20)
-        if dst.tell() >= 128 + len(new_tag):
-            dst.seek(-128, 2)
-            with open(temporary, "rb") as check:
-                check.seek(-128, 2)
-                if check.read(3) == b"TAG":  # ID3v1: its last byte is the genre
-                    dst.seek(-1, 2)
-                    dst.write(bytes([id3_genre.v1_genre_byte(genres)]))
+        if dst.tell() - len(new_tag) >= 128:
+            dst.seek(-128, os.SEEK_END)
+            if dst.read(3) == b"TAG":  # an ID3v1 tag: its last byte is the genre
+                dst.seek(-1, os.SEEK_END)
+                dst.write(bytes([id3_genre.v1_genre_byte(genres)]))
     if tags:
         _write_mediafile(temporary, temporary, tags)
 
@@ -91,18 +87,19 @@ def _new_file(tags: dict) -> Callable[[str, str], None]:
             is_mp3 = isinstance(mutagen.File(source), mutagen.mp3.MP3)
         except mutagen.MutagenError as exc:
             raise TagWriteError(f"cannot read its tags: {exc}") from None
-        try:
-            if not is_mp3:
-                raise id3_genre.ID3LayoutError("not an MP3")
-            _write_mp3(source, temporary, dict(tags))
-        except id3_genre.ID3LayoutError:
-            # Not an MP3, or a tag layout only mutagen rewrites: the whole tag goes through MediaFile.
-            if os.path.exists(temporary):
+        spliced = False
+        if is_mp3:
+            try:
+                _write_mp3(source, temporary, dict(tags))
+                spliced = True
+            except id3_genre.ID3LayoutError:  # a tag layout only mutagen rewrites
                 os.unlink(temporary)
+        if not spliced:  # every other format, and those MP3s: the whole tag goes through MediaFile
             _write_mediafile(source, temporary, dict(tags))
-        written = MediaFile(temporary).genres or []
-        if list(written) != list(tags["genres"]):
-            raise TagWriteError(f"the genres read back as {written!r}, not {tags['genres']!r}")
+        # Some formats hold one genre (ASF's WM/Genre): what reads back must be a prefix.
+        written, wanted = list(MediaFile(temporary).genres or []), list(tags["genres"])
+        if written != wanted[: len(written)] or bool(written) != bool(wanted):
+            raise TagWriteError(f"the genres read back as {written!r}, not {wanted!r}")
 
     return write_new
 

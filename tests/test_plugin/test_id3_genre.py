@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from audio_factory import write_tone
 from beets_harness import Beets
+from mutagen.id3 import ID3
 
 from beetsplug.genreclass import id3_genre
 
@@ -140,3 +141,18 @@ def test_layouts_not_rewritten_here_are_refused_not_guessed():
     with pytest.raises(id3_genre.ID3LayoutError):
         id3_genre.read_tag(extended)
     assert id3_genre.read_tag(b"\xff\xfb\x90\x00" + bytes(100)) is None
+
+
+def test_an_unsynchronised_v23_tag_keeps_its_other_frames_byte_for_byte(tmp_path):
+    # A frame whose data holds false syncs (0xFF then >= 0xE0), unsynchronised as ID3v2.3 writes it.
+    apic = frame(b"APIC", b"\x00image/jpeg\x00\x03\x00\xff\xd8\xff\xe0JFIF")
+    body = id3_genre._unsynchronise(apic + frame(b"TCON", b"\x00Rock"))
+    size = bytes((len(body) >> (7 * (3 - i))) & 0x7F for i in range(4))
+    original = b"ID3\x03\x00\x80" + size + body
+    new_tag, old_size = id3_genre.with_genres(original + b"\xff\xfbaudio", ["Jazz"], 4)
+    assert old_size == len(original) and new_tag[3] == 3 and new_tag[5] == 0x80
+    assert new_tag[10:].startswith(id3_genre._unsynchronise(apic))
+    assert id3_genre.read_tag(new_tag).body.startswith(apic + frame(b"TCON", b"\x00Jazz"))
+    (tmp_path / "u.mp3").write_bytes(new_tag + b"\xff\xfbaudio")
+    tags = ID3(tmp_path / "u.mp3")
+    assert tags["TCON"].text == ["Jazz"] and tags.getall("APIC")[0].data == b"\xff\xd8\xff\xe0JFIF"
