@@ -1,0 +1,95 @@
+"""Decoder processes that die or hang mid-run, and the other ways a run could stop or lie:
+each fault costs at most its own file, with its reason, and the run goes on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from audio_factory import write_tone
+from worker_faults import decoder_pids, features_or_stop, wait_gone
+
+from genre_model import AudioDecodeError, DecoderPool, FrontendConfig, pipeline, track_features
+
+FE = FrontendConfig()
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+
+
+def _tones(tmp_path: Path, n: int, seconds: float = 4.0, stem: str = "t") -> list[tuple[int, str]]:
+    return [(i, str(write_tone(tmp_path / f"{stem}{i:02d}.flac", 200.0, seconds=seconds))) for i in range(n)]
+
+
+@needs_proc
+def test_a_worker_killed_between_jobs_is_survived_at_the_next_submit(tmp_path):
+    # The worker dies while the caller holds a result: the pool learns of it only when it
+    # submits the next job, and `submit` on a broken executor raises BrokenProcessPool.
+    jobs = _tones(tmp_path, 24)
+    starts: list[int] = []
+    results = []
+    with DecoderPool(2, on_start=starts.append) as pool:
+        for result in pool.imap(track_features, jobs, FE, 8):
+            results.append(result)
+            if len(results) == 1:
+                victim = decoder_pids(count=2)[-1]
+                os.kill(victim, signal.SIGKILL)
+                assert wait_gone(victim)
+                time.sleep(0.5)  # the executor's own thread marks it broken
+    assert starts == [2, 2]
+    assert sorted(i for i, _, _ in results) == list(range(len(jobs)))
+    assert not [r for _, _, r in results if isinstance(r, AudioDecodeError)]
+
+
+@needs_proc
+def test_a_worker_killed_while_idle_between_calls_is_replaced(tmp_path):
+    # One pool serves a whole `beet import`: a worker may die while no job is in flight.
+    jobs = _tones(tmp_path, 4)
+    with DecoderPool(2) as pool:
+        assert len(list(pool.imap(track_features, jobs, FE, 8))) == 4
+        victim = decoder_pids(count=2)[0]
+        os.kill(victim, signal.SIGKILL)
+        assert wait_gone(victim)
+        time.sleep(0.5)
+        again = list(pool.imap(track_features, jobs, FE, 8))
+    assert sorted(i for i, _, _ in again) == [0, 1, 2, 3]
+    assert not [r for _, _, r in again if isinstance(r, AudioDecodeError)]
+
+
+@needs_proc
+def test_a_hung_decoder_fails_its_file_after_the_time_limit_and_the_run_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "DECODE_LIMIT_BASE_S", 2.0)
+    monkeypatch.setattr(pipeline, "DECODE_LIMIT_S_PER_MB_EXCERPTS", 0.0)
+    jobs = _tones(tmp_path, 10)
+    hung = str(write_tone(tmp_path / "hang.flac", 200.0, seconds=4.0))
+    jobs.insert(3, (10, hung))
+    starts: list[int] = []
+    began = time.monotonic()
+    with DecoderPool(2, on_start=starts.append) as pool:
+        results = {i: r for i, _, r in pool.imap(features_or_stop, jobs, FE, 8, whole_file=False)}
+        assert time.monotonic() - began < 20
+        stopped = [p for p in decoder_pids(timeout_s=0) if _state(p) == "T"]
+        assert not stopped  # killed, not left behind
+        # The next call gets fresh processes.
+        again = list(pool.imap(features_or_stop, jobs[:2], FE, 8, whole_file=False))
+    assert sorted(results) == list(range(11))
+    assert isinstance(results[10], AudioDecodeError)
+    assert results[10].path == hung
+    assert "decoding took longer than 2 s" in results[10].reason
+    # Only the hung file is lost: the jobs of the other worker, killed with the pool, are redone.
+    assert not [i for i, r in results.items() if i != 10 and isinstance(r, AudioDecodeError)]
+    assert starts == [2, 2] and len(again) == 2
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_the_time_limit_grows_with_the_file_and_with_whole_file_decoding():
+    small, big = pipeline.decode_time_limit(1_000_000, True), pipeline.decode_time_limit(100_000_000, True)
+    assert pipeline.DECODE_LIMIT_BASE_S < small < big
+    assert pipeline.decode_time_limit(100_000_000, False) < big
