@@ -12,7 +12,7 @@ import pytest
 from audio_factory import write_tone
 from worker_faults import decoder_pids, features_or_stop, wait_gone
 
-from genre_model import AudioDecodeError, DecoderPool, FrontendConfig, pipeline, track_features
+from genre_model import AudioDecodeError, Classifier, DecoderPool, FrontendConfig, ModelError, pipeline, track_features
 
 FE = FrontendConfig()
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
@@ -93,3 +93,22 @@ def test_the_time_limit_grows_with_the_file_and_with_whole_file_decoding():
     small, big = pipeline.decode_time_limit(1_000_000, True), pipeline.decode_time_limit(100_000_000, True)
     assert pipeline.DECODE_LIMIT_BASE_S < small < big
     assert pipeline.decode_time_limit(100_000_000, False) < big
+
+
+def test_a_model_that_fails_at_inference_raises_model_error(tmp_path):
+    from tiny_model import TINY_FRONTEND, build_failing_model
+
+    clf = Classifier(build_failing_model(tmp_path / "failing.onnx"), device="cpu")
+    assert clf.info.labels == ("Low", "High")  # it loads
+    features = track_features(write_tone(tmp_path / "a.flac", 200.0, seconds=4.0), TINY_FRONTEND, 4)
+    with pytest.raises(ModelError, match=r"failing\.onnx: the model failed while classifying \(.*Gather"):
+        clf.predict([features])
+
+
+def test_a_fifo_as_the_model_path_is_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelError, match="not a regular file"):
+        _ = Classifier(fifo, device="cpu").info  # must not block opening it
+    with pytest.raises(ModelError, match="model file not found"):
+        _ = Classifier(tmp_path / "absent.onnx", device="cpu").info
