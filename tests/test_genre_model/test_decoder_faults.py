@@ -3,14 +3,17 @@ each fault costs at most its own file, with its reason, and the run goes on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from audio_factory import write_tone
-from worker_faults import decoder_pids, features_or_stop, wait_gone
+from worker_faults import decoder_pids, descendants, features_or_stop, wait_gone
 
 from genre_model import AudioDecodeError, Classifier, DecoderPool, FrontendConfig, ModelError, pipeline, track_features
 
@@ -112,3 +115,35 @@ def test_a_fifo_as_the_model_path_is_not_a_regular_file(tmp_path):
         _ = Classifier(fifo, device="cpu").info  # must not block opening it
     with pytest.raises(ModelError, match="model file not found"):
         _ = Classifier(tmp_path / "absent.onnx", device="cpu").info
+
+
+_POOL_THEN_WAIT = """
+import sys, time
+from genre_model import DecoderPool, FrontendConfig, track_features
+pool = DecoderPool(2)
+print(len(list(pool.imap(track_features, [(0, sys.argv[1]), (1, sys.argv[1])], FrontendConfig(), 8))), flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+@needs_proc
+def test_decoders_forkserver_and_resource_tracker_die_with_a_killed_caller(tmp_path):
+    song = write_tone(tmp_path / "a.flac", 200.0, seconds=4.0)
+    proc = subprocess.Popen([sys.executable, "-c", _POOL_THEN_WAIT, str(song)], stdout=subprocess.PIPE, text=True)
+    tree: list[int] = []
+    try:
+        assert proc.stdout.readline().strip() == "2"  # its decoders have run
+        tree = descendants(proc.pid)
+        assert len(tree) >= 4  # resource tracker, forkserver, two decoders
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and [p for p in tree if Path(f"/proc/{p}").exists()]:
+            time.sleep(0.05)
+        assert not [p for p in tree if Path(f"/proc/{p}").exists()]
+    finally:
+        proc.kill()
+        for pid in tree:  # what a failure leaves behind, now children of init
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
