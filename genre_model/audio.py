@@ -64,7 +64,7 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
     path = os.fspath(path)
     _check_readable(path)
     try:
-        with soundfile.SoundFile(path) as f:
+        with soundfile.SoundFile(_native(path)) as f:
             if f.frames > 0 and f.samplerate > 0:
                 return AudioInfo(f.frames / f.samplerate, f.samplerate, f.channels, "soundfile")
     except (soundfile.LibsndfileError, RuntimeError, TypeError):
@@ -94,6 +94,13 @@ def read_excerpts(
         raise
     except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
         raise AudioDecodeError(path, f"truncated or damaged: decoding failed ({exc})") from exc
+
+
+def _native(path: str) -> str | bytes:
+    """`path` as the C library wants it: on POSIX the name's own bytes. soundfile encodes a str
+    path as strict UTF-8, which fails on a name that is not UTF-8 (Python holds its odd bytes
+    as surrogates, e.g. b"\\xff" as "\\udcff"); on Windows it needs the str."""
+    return path if os.name == "nt" else os.fsencode(path)
 
 
 def _check_readable(path: str) -> None:
@@ -129,7 +136,7 @@ def _read_soundfile(
 ) -> np.ndarray:
     out = np.zeros((len(starts), n_out), dtype=np.float32)
     src = info.sample_rate
-    with soundfile.SoundFile(path) as f:
+    with soundfile.SoundFile(_native(path)) as f:
         for i, start in enumerate(starts):
             first = max(0.0, start - _RESAMPLE_MARGIN_S)
             offset = f.seek(int(first * src))
@@ -157,14 +164,17 @@ def _ffprobe(path: str) -> AudioInfo:
         raise AudioDecodeError(path, f"unsupported by libsndfile and {exc.reason}") from None
     cmd = [binary, "-v", "error", "-select_streams", "a:0", "-show_entries",
            "stream=sample_rate,channels:format=duration", "-of", "json", path]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+    # ffprobe repeats the file name in its messages, in the file system's bytes: decoded the way
+    # Python decodes names, so that the name can be recognised and cut off below.
+    stdout, stderr = os.fsdecode(proc.stdout), os.fsdecode(proc.stderr)
     try:
-        data = json.loads(proc.stdout or "{}")
+        data = json.loads(stdout or "{}")
         stream = data["streams"][0]
         duration = float(data["format"]["duration"])
         info = AudioInfo(duration, int(stream["sample_rate"]), int(stream["channels"]), "ffmpeg")
     except (KeyError, IndexError, ValueError, TypeError):
-        reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no audio stream found"
+        reason = stderr.strip().splitlines()[-1] if stderr.strip() else "no audio stream found"
         reason = reason.removeprefix(f"{path}: ")  # ffprobe names the file; the caller already does
         raise AudioDecodeError(path, f"not a readable audio file ({reason})") from None
     if not duration > 0:

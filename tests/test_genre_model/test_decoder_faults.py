@@ -13,9 +13,20 @@ from pathlib import Path
 
 import pytest
 from audio_factory import write_tone
+from markers import needs_ffmpeg
 from worker_faults import decoder_pids, descendants, features_or_stop, wait_gone
 
-from genre_model import AudioDecodeError, Classifier, DecoderPool, FrontendConfig, ModelError, pipeline, track_features
+from genre_model import (
+    AudioDecodeError,
+    Classifier,
+    DecoderPool,
+    FrontendConfig,
+    ModelError,
+    classify_files,
+    pipeline,
+    probe,
+    track_features,
+)
 
 FE = FrontendConfig()
 needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
@@ -147,3 +158,26 @@ def test_decoders_forkserver_and_resource_tracker_die_with_a_killed_caller(tmp_p
         for pid in tree:  # what a failure leaves behind, now children of init
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("ext", [".wav", ".mp3", pytest.param(".m4a", marks=needs_ffmpeg)])
+def test_a_file_name_that_is_not_utf8_is_classified(tmp_path, tiny_model, ext):
+    # On Linux a name is bytes; Python holds b"\xff" as the surrogate "\udcff", which a strict
+    # UTF-8 encoder (a C library's path argument, a log line) refuses.
+    good = write_tone(tmp_path / f"good{ext}", 200.0, seconds=4.0)
+    bad = Path(os.fsdecode(os.fsencode(str(tmp_path)) + f"/bad\xff{ext}".encode("latin-1")))
+    good.rename(bad)
+    clf = Classifier(tiny_model, device="cpu")
+    for workers in (0, 2):
+        [outcome] = classify_files(clf, [bad], workers=workers)
+        assert outcome.error is None, outcome.error
+        assert outcome.prediction.top == "Low"
+        assert outcome.path == str(bad)
+
+
+@needs_ffmpeg
+def test_a_non_audio_file_with_a_name_that_is_not_utf8_fails_with_its_reason(tmp_path):
+    bad = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/notes\xff.xyz"))
+    bad.write_bytes(b"not audio at all\n" * 100)
+    with pytest.raises(AudioDecodeError, match="not a readable audio file"):
+        probe(bad)
