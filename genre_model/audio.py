@@ -19,6 +19,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from genre_model.containers import ogg_ends_cleanly, scan_mpeg
 from genre_model.errors import AudioDecodeError
 
 # Extra source samples decoded on each side of an excerpt so the resampler's edge
@@ -66,10 +67,50 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
     try:
         with soundfile.SoundFile(_native(path)) as f:
             if f.frames > 0 and f.samplerate > 0:
-                return AudioInfo(f.frames / f.samplerate, f.samplerate, f.channels, "soundfile")
+                info = AudioInfo(f.frames / f.samplerate, f.samplerate, f.channels, "soundfile")
+                container = f.format
+            else:
+                info = None
     except (soundfile.LibsndfileError, RuntimeError, TypeError):
-        pass
-    return _ffprobe(path)
+        info = None
+    if info is None:
+        return _ffprobe(path)
+    try:
+        if container == "MP3":
+            return _mpeg_checked(path, info)
+        if container == "OGG" and not ogg_ends_cleanly(_native(path)):
+            raise AudioDecodeError(
+                path,
+                f"truncated or damaged: the Ogg stream stops at {info.duration:.1f} s without its end-of-stream page",
+            )
+    except OSError as exc:
+        raise AudioDecodeError(path, f"cannot read file: {exc.strerror or exc}") from exc
+    return info
+
+
+def _mpeg_checked(path: str, info: AudioInfo) -> AudioInfo:
+    """`info` of an MP3 with its length taken from its frames when it has no length header."""
+    scan = scan_mpeg(_native(path))
+    if scan is None or scan.has_length_header:
+        return info
+    if scan.ends_inside_frame and not scan.trailing_tag:
+        # Without a length header an MP3 does not say how long it was; but a file cut at a
+        # random byte stops inside a frame (all but ~1 cut in 400), and nothing follows it.
+        # A short last frame followed by a tag is an encoder's flaw of one frame, not a cut.
+        raise AudioDecodeError(
+            path,
+            f"truncated or damaged: the audio stops inside an MPEG frame at {scan.duration:.1f} s "
+            "and no tag follows it (a file without a length header, cut short)",
+        )
+    if info.duration >= scan.duration - _truncation_tolerance(info):
+        # The guess from the file size counted a cover or other tags as audio: too long, and
+        # the audio would seem to stop early. libsndfile still reads and seeks the frames right.
+        return dataclasses.replace(info, duration=scan.duration)
+    # libsndfile guessed too short (a VBR file starting quietly) and reads no further than its
+    # guess; ffmpeg decodes to the end. Without ffmpeg, the part libsndfile reads is heard.
+    if shutil.which("ffmpeg") is None:
+        return info
+    return dataclasses.replace(info, duration=scan.duration, backend="ffmpeg")
 
 
 def read_excerpts(

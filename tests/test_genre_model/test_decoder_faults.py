@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from audio_factory import write_tone
+from audio_factory import add_cover, write_headerless_mp3, write_tone
 from markers import needs_ffmpeg
 from worker_faults import decoder_pids, descendants, features_or_stop, wait_gone
 
@@ -23,6 +23,7 @@ from genre_model import (
     FrontendConfig,
     ModelError,
     classify_files,
+    decode_windows,
     pipeline,
     probe,
     track_features,
@@ -181,3 +182,51 @@ def test_a_non_audio_file_with_a_name_that_is_not_utf8_fails_with_its_reason(tmp
     bad.write_bytes(b"not audio at all\n" * 100)
     with pytest.raises(AudioDecodeError, match="not a readable audio file"):
         probe(bad)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("vbr", [False, True], ids=["cbr", "vbr"])
+def test_a_headerless_mp3_with_a_big_cover_is_not_called_truncated(tmp_path, vbr):
+    # libsndfile estimates a headerless MP3's length from the file size, tag included: a
+    # 4.5 MB cover made a 20-s track "declare" 300 s and fail as truncated at 20 s.
+    path = add_cover(write_headerless_mp3(tmp_path / "cover.mp3", 20.0, vbr), 4_500_000)
+    assert abs(probe(path).duration - 20.0) < 0.2
+    assert decode_windows(path, FE, 8).shape == (6, FE.window_samples)
+
+
+@needs_ffmpeg
+def test_a_headerless_vbr_mp3_is_heard_to_its_end(tmp_path):
+    # From a first frame of low bitrate libsndfile guesses a VBR file far shorter than it is,
+    # and reads no further than its guess.
+    path = write_headerless_mp3(tmp_path / "vbr.mp3", 60.0, vbr=True)
+    assert abs(probe(path).duration - 60.0) < 0.2
+    assert decode_windows(path, FE, 8).shape == (8, FE.window_samples)
+
+
+@needs_ffmpeg
+def test_a_headerless_mp3_cut_short_fails_but_one_ending_in_a_partial_frame_and_a_tag_does_not(tmp_path):
+    whole = write_headerless_mp3(tmp_path / "whole.mp3", 20.0)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioDecodeError, match="truncated or damaged"):
+        decode_windows(cut, FE, 8)
+    # The end is intact (an ID3v1 tag follows the audio), only the last frame is short: an
+    # encoder's or editor's flaw of 26 ms, not a cut.
+    flawed = tmp_path / "flawed.mp3"
+    flawed.write_bytes(data[:-100] + b"TAG" + b"\0" * 125)
+    assert decode_windows(flawed, FE, 8).shape == (6, FE.window_samples)
+    assert decode_windows(whole, FE, 8).shape == (6, FE.window_samples)
+
+
+@pytest.mark.parametrize("ext", [".ogg", ".opus"])
+def test_an_ogg_file_cut_short_fails(tmp_path, ext):
+    # A cut Ogg file loses its last page, whose granule position gave the length: libsndfile
+    # then reports the shorter length and decodes all of it. A whole stream ends with an
+    # end-of-stream page; a cut one cannot.
+    whole = write_tone(tmp_path / f"whole{ext}", 300.0, seconds=20.0)
+    cut = tmp_path / f"cut{ext}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(AudioDecodeError, match="truncated or damaged"):
+        decode_windows(cut, FE, 8)
+    assert decode_windows(whole, FE, 8).shape == (6, FE.window_samples)
