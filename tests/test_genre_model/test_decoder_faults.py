@@ -24,7 +24,7 @@ from genre_model import (
     ModelError,
     classify_files,
     decode_windows,
-    pipeline,
+    decoder_pool,
     probe,
     track_features,
 )
@@ -74,8 +74,8 @@ def test_a_worker_killed_while_idle_between_calls_is_replaced(tmp_path):
 
 @needs_proc
 def test_a_hung_decoder_fails_its_file_after_the_time_limit_and_the_run_goes_on(tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "DECODE_LIMIT_BASE_S", 2.0)
-    monkeypatch.setattr(pipeline, "DECODE_LIMIT_S_PER_MB_EXCERPTS", 0.0)
+    monkeypatch.setattr(decoder_pool, "DECODE_LIMIT_BASE_S", 2.0)
+    monkeypatch.setattr(decoder_pool, "DECODE_LIMIT_S_PER_MB_EXCERPTS", 0.0)
     jobs = _tones(tmp_path, 10)
     hung = str(write_tone(tmp_path / "hang.flac", 200.0, seconds=4.0))
     jobs.insert(3, (10, hung))
@@ -105,9 +105,9 @@ def _state(pid: int) -> str:
 
 
 def test_the_time_limit_grows_with_the_file_and_with_whole_file_decoding():
-    small, big = pipeline.decode_time_limit(1_000_000, True), pipeline.decode_time_limit(100_000_000, True)
-    assert pipeline.DECODE_LIMIT_BASE_S < small < big
-    assert pipeline.decode_time_limit(100_000_000, False) < big
+    small, big = decoder_pool.decode_time_limit(1_000_000, True), decoder_pool.decode_time_limit(100_000_000, True)
+    assert decoder_pool.DECODE_LIMIT_BASE_S < small < big
+    assert decoder_pool.decode_time_limit(100_000_000, False) < big
 
 
 def test_a_model_that_fails_at_inference_raises_model_error(tmp_path):
