@@ -205,6 +205,10 @@ class DecoderPool:
         retry: collections.deque[tuple[int, str]] = collections.deque()  # innocent: run again as usual
         timed_out: set[cf.Future] = set()
         exhausted = False
+        # A stall: jobs wait but none starts (idle workers stopped while one held the job
+        # queue's lock). The workers are then killed and the jobs rerun; twice running, they fail.
+        last_progress, stalls = time.monotonic(), 0
+        killed = False  # this pool's processes were killed here, not lost to a crash
 
         def submit(item: tuple[int, str], alone: bool) -> None:
             if self._executor is None:
@@ -243,22 +247,35 @@ class DecoderPool:
                         continue
                 done, _ = cf.wait(in_flight, timeout=_WATCH_INTERVAL_S, return_when=cf.FIRST_COMPLETED)
                 timed_out |= self._kill_overdue(in_flight, timed_out)
+                killed = killed or bool(timed_out)
+                now = time.monotonic()
+                if self._any_running(in_flight) or any(not isinstance(f.exception(), BrokenProcessPool) for f in done):
+                    last_progress, stalls = now, 0
+                elif in_flight and not killed and now - last_progress > DECODE_LIMIT_BASE_S:
+                    last_progress, stalls, killed = now, stalls + 1, True
+                    self._kill_workers()
                 finished: list[tuple[int, str, R | AudioDecodeError]] = []
                 crashed = False
+                innocent = killed
                 for future in done:
-                    outcome = self._settle(future, in_flight.pop(future), timed_out, suspects, retry)
-                    crashed = crashed or outcome is None
-                    if outcome is not None:
-                        finished.append(outcome)
+                    outcome, lost = self._settle(future, in_flight.pop(future), timed_out, innocent, stalls)
+                    crashed = crashed or lost
+                    finished += [outcome] if outcome is not None else []
                 if crashed:
                     # Every job still in flight was lost with the processes.
-                    for future, lost in list(in_flight.items()):
-                        outcome = self._settle(future, lost, timed_out, suspects, retry, lost_anyway=True)
-                        if outcome is not None:
-                            finished.append(outcome)
+                    for future, item in list(in_flight.items()):
+                        outcome, _ = self._settle(future, item, timed_out, innocent, stalls, lost_anyway=True)
+                        finished += [outcome] if outcome is not None else []
                     in_flight.clear()
                     timed_out.clear()
+                    killed = False
                     self._discard_executor()
+                for index, path, outcome in finished:
+                    if outcome is _RETRY:
+                        retry.append((index, path))
+                    elif outcome is _SUSPECT:
+                        suspects.append((index, path))
+                finished = [f for f in finished if f[2] is not _RETRY and f[2] is not _SUSPECT]
                 for k, result in enumerate(finished, 1):
                     self.in_flight = len(in_flight) + len(suspects) + len(retry) + len(finished) - k
                     yield result
@@ -292,32 +309,43 @@ class DecoderPool:
         future: cf.Future,
         item: _Job,
         timed_out: set[cf.Future],
-        suspects: collections.deque[tuple[int, str]],
-        retry: collections.deque[tuple[int, str]],
+        innocent: bool,
+        stalls: int,
         lost_anyway: bool = False,
-    ) -> tuple[int, str, Any] | None:
-        """The result of a finished job, or its failure; None when a crash lost it, after
-        queueing it again (`lost_anyway`: the job was in flight when the processes ended)."""
+    ) -> tuple[tuple[int, str, Any] | None, bool]:
+        """(the job's result, or its failure, or `_RETRY` / `_SUSPECT` to queue it again; whether
+        the processes were lost). lost_anyway: the job was in flight when the processes ended."""
         try:
             if future.done():
-                return item.index, item.path, future.result()
-            if not lost_anyway:
-                raise AssertionError("only finished jobs are settled")
-        except BrokenProcessPool:
+                return (item.index, item.path, future.result()), False
+        except (BrokenProcessPool, cf.CancelledError):
             pass
-        except cf.CancelledError:
-            pass
+        if not lost_anyway and not future.done():
+            raise AssertionError("only finished jobs are settled")
         if future in timed_out:
             reason = (
                 f"decoding took longer than {item.limit:.0f} s, the limit for a file of {item.size / 1e6:.1f} MB; "
                 "its decoder process was stopped"
             )
-            return item.index, item.path, AudioDecodeError(item.path, reason)
-        if item.alone:
-            return item.index, item.path, AudioDecodeError(item.path, _CRASH_REASON)
-        # A worker killed for its time limit is no crash: the jobs beside it are innocent.
-        (retry if timed_out else suspects).append((item.index, item.path))
-        return None
+            return (item.index, item.path, AudioDecodeError(item.path, reason)), True
+        if stalls > 1:
+            reason = f"no decoder process took this file within {DECODE_LIMIT_BASE_S:.0f} s, twice"
+            return (item.index, item.path, AudioDecodeError(item.path, reason)), True
+        if item.alone and not innocent:
+            return (item.index, item.path, AudioDecodeError(item.path, _CRASH_REASON)), True
+        # Workers killed here (a job past its limit, a stall) are no crash: the jobs beside are innocent.
+        return (item.index, item.path, _RETRY if innocent else _SUSPECT), True
+
+    def _any_running(self, in_flight: dict[cf.Future, _Job]) -> bool:
+        return any(self._slots[2 * item.slot + 1] for item in in_flight.values())
+
+    def _kill_workers(self) -> None:
+        """Kill every worker process (SIGKILL: stopped ones too); the executor then breaks."""
+        for pid in list(getattr(self._executor, "_processes", None) or {}):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def close(self) -> None:
         """Stop the worker processes (idle ones exit; one that does not within a few seconds,
@@ -370,3 +398,5 @@ def _guarded(job: Callable[..., R], path: str, *args: Any) -> R | AudioDecodeErr
 
 # A file whose decoding kills its worker process twice (a decoder crash, not bad luck).
 _CRASH_REASON = "the decoder process crashed on this file"
+# What `_settle` gives for a job lost with its processes: run it again as usual, or alone.
+_RETRY, _SUSPECT = object(), object()

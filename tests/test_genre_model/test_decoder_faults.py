@@ -230,3 +230,22 @@ def test_an_ogg_file_cut_short_fails(tmp_path, ext):
     with pytest.raises(AudioDecodeError, match="truncated or damaged"):
         decode_windows(cut, FE, 8)
     assert decode_windows(whole, FE, 8).shape == (6, FE.window_samples)
+
+
+@needs_proc
+def test_decoders_stopped_while_idle_are_replaced_when_no_job_starts(tmp_path, monkeypatch):
+    # An idle worker waits for a job holding the job queue's lock: stopped there, no worker can
+    # take a job, so no job ever starts and no per-job limit can fire.
+    monkeypatch.setattr(decoder_pool, "DECODE_LIMIT_BASE_S", 2.0)
+    jobs = _tones(tmp_path, 4)
+    starts: list[int] = []
+    with DecoderPool(2, on_start=starts.append) as pool:
+        assert len(list(pool.imap(track_features, jobs, FE, 8))) == 4
+        for pid in decoder_pids(count=2):
+            os.kill(pid, signal.SIGSTOP)
+        began = time.monotonic()
+        again = list(pool.imap(track_features, jobs, FE, 8, whole_file=False))
+        assert time.monotonic() - began < 15
+    assert sorted(i for i, _, _ in again) == [0, 1, 2, 3]
+    assert not [r for _, _, r in again if isinstance(r, AudioDecodeError)]
+    assert starts == [2, 2]
