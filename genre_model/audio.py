@@ -19,6 +19,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from genre_model.containers import ogg_ends_cleanly, scan_mpeg
 from genre_model.errors import AudioDecodeError
 
 # Extra source samples decoded on each side of an excerpt so the resampler's edge
@@ -64,12 +65,52 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
     path = os.fspath(path)
     _check_readable(path)
     try:
-        with soundfile.SoundFile(path) as f:
+        with soundfile.SoundFile(_native(path)) as f:
             if f.frames > 0 and f.samplerate > 0:
-                return AudioInfo(f.frames / f.samplerate, f.samplerate, f.channels, "soundfile")
+                info = AudioInfo(f.frames / f.samplerate, f.samplerate, f.channels, "soundfile")
+                container = f.format
+            else:
+                info = None
     except (soundfile.LibsndfileError, RuntimeError, TypeError):
-        pass
-    return _ffprobe(path)
+        info = None
+    if info is None:
+        return _ffprobe(path)
+    try:
+        if container == "MP3":
+            return _mpeg_checked(path, info)
+        if container == "OGG" and not ogg_ends_cleanly(_native(path)):
+            raise AudioDecodeError(
+                path,
+                f"truncated or damaged: the Ogg stream stops at {info.duration:.1f} s without its end-of-stream page",
+            )
+    except OSError as exc:
+        raise AudioDecodeError(path, f"cannot read file: {exc.strerror or exc}") from exc
+    return info
+
+
+def _mpeg_checked(path: str, info: AudioInfo) -> AudioInfo:
+    """`info` of an MP3 with its length taken from its frames when it has no length header."""
+    scan = scan_mpeg(_native(path))
+    if scan is None or scan.has_length_header:
+        return info
+    if scan.ends_inside_frame and not scan.trailing_tag:
+        # Without a length header an MP3 does not say how long it was; but a file cut at a
+        # random byte stops inside a frame (all but ~1 cut in 400), and nothing follows it.
+        # A short last frame followed by a tag is an encoder's flaw of one frame, not a cut.
+        raise AudioDecodeError(
+            path,
+            f"truncated or damaged: the audio stops inside an MPEG frame at {scan.duration:.1f} s "
+            "and no tag follows it (a file without a length header, cut short)",
+        )
+    if info.duration >= scan.duration - _truncation_tolerance(info):
+        # The guess from the file size counted a cover or other tags as audio: too long, and
+        # the audio would seem to stop early. libsndfile still reads and seeks the frames right.
+        return dataclasses.replace(info, duration=scan.duration)
+    # libsndfile guessed too short (a VBR file starting quietly) and reads no further than its
+    # guess; ffmpeg decodes to the end. Without ffmpeg, the part libsndfile reads is heard.
+    if shutil.which("ffmpeg") is None:
+        return info
+    return dataclasses.replace(info, duration=scan.duration, backend="ffmpeg")
 
 
 def read_excerpts(
@@ -94,6 +135,13 @@ def read_excerpts(
         raise
     except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
         raise AudioDecodeError(path, f"truncated or damaged: decoding failed ({exc})") from exc
+
+
+def _native(path: str) -> str | bytes:
+    """`path` as the C library wants it: on POSIX the name's own bytes. soundfile encodes a str
+    path as strict UTF-8, which fails on a name that is not UTF-8 (Python holds its odd bytes
+    as surrogates, e.g. b"\\xff" as "\\udcff"); on Windows it needs the str."""
+    return path if os.name == "nt" else os.fsencode(path)
 
 
 def _check_readable(path: str) -> None:
@@ -129,7 +177,7 @@ def _read_soundfile(
 ) -> np.ndarray:
     out = np.zeros((len(starts), n_out), dtype=np.float32)
     src = info.sample_rate
-    with soundfile.SoundFile(path) as f:
+    with soundfile.SoundFile(_native(path)) as f:
         for i, start in enumerate(starts):
             first = max(0.0, start - _RESAMPLE_MARGIN_S)
             offset = f.seek(int(first * src))
@@ -157,14 +205,17 @@ def _ffprobe(path: str) -> AudioInfo:
         raise AudioDecodeError(path, f"unsupported by libsndfile and {exc.reason}") from None
     cmd = [binary, "-v", "error", "-select_streams", "a:0", "-show_entries",
            "stream=sample_rate,channels:format=duration", "-of", "json", path]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+    # ffprobe repeats the file name in its messages, in the file system's bytes: decoded the way
+    # Python decodes names, so that the name can be recognised and cut off below.
+    stdout, stderr = os.fsdecode(proc.stdout), os.fsdecode(proc.stderr)
     try:
-        data = json.loads(proc.stdout or "{}")
+        data = json.loads(stdout or "{}")
         stream = data["streams"][0]
         duration = float(data["format"]["duration"])
         info = AudioInfo(duration, int(stream["sample_rate"]), int(stream["channels"]), "ffmpeg")
     except (KeyError, IndexError, ValueError, TypeError):
-        reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no audio stream found"
+        reason = stderr.strip().splitlines()[-1] if stderr.strip() else "no audio stream found"
         reason = reason.removeprefix(f"{path}: ")  # ffprobe names the file; the caller already does
         raise AudioDecodeError(path, f"not a readable audio file ({reason})") from None
     if not duration > 0:

@@ -171,8 +171,11 @@ class Classifier:
         if self._session is not None:
             return
         path = self.model_path
-        if not path.is_file():
+        if not path.exists():
             raise ModelError(f"model file not found: {path}")
+        if not path.is_file():
+            # Checked before opening: onnxruntime would wait forever on a FIFO with no writer.
+            raise ModelError(f"model path is not a regular file: {path}")
         ort = _quiet_onnxruntime()
         providers = ["CPUExecutionProvider"]
         if self.device == "cuda" or (self.device == "auto" and _cuda_usable()):
@@ -228,10 +231,19 @@ class Classifier:
         if name not in outputs:
             raise ModelError(f"{self.model_path}: no output named {name!r} (it has {', '.join(outputs)})")
         features = np.ascontiguousarray(features, dtype=np.float32)
-        parts = [
-            self._session.run([name], {self._input_name: features[i : i + self.batch_size]})[0]
-            for i in range(0, features.shape[0], self.batch_size)
-        ]
+        ort = _quiet_onnxruntime()
+        quiet = ort.RunOptions()
+        quiet.log_severity_level = 4  # a failure is raised below as one ModelError, not also logged raw
+        try:
+            parts = [
+                self._session.run([name], {self._input_name: features[i : i + self.batch_size]}, quiet)[0]
+                for i in range(0, features.shape[0], self.batch_size)
+            ]
+        except Exception as exc:  # onnxruntime raises several private exception types
+            # A graph that loads can still fail on real input (an index or a shape checked only
+            # at run time): a broken model, so fatal, named, in one line.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.model_path}: the model failed while classifying ({first})") from None
         if parts:
             return np.concatenate(parts).astype(np.float32)
         width = [d if isinstance(d, int) else 0 for d in outputs[name].shape[1:]]

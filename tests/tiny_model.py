@@ -105,3 +105,30 @@ def build_tiny_backbone(
     entry.key, entry.value = METADATA_KEY, info.to_json()
     onnx.save(model, str(path))
     return path
+
+
+def build_failing_model(path: Path, frontend: FrontendConfig = TINY_FRONTEND) -> Path:
+    """A model that loads and declares the right shapes, but fails whenever it runs: it gathers
+    mel band 1000 of `frontend.n_mels` (an index only checked at run time)."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["input", "band"], ["picked"], axis=1),
+            helper.make_node("ReduceMean", ["picked", "axes"], ["level"], keepdims=0),
+            helper.make_node("Concat", ["level", "level"], ["logits"], axis=1),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
+        "failing",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", frontend.n_mels, frontend.n_frames])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[
+            numpy_helper.from_array(np.array([1000], dtype=np.int64), "band"),
+            numpy_helper.from_array(np.array([2], dtype=np.int64), "axes"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    info = ModelInfo("failing", "1", ("Low", "High"), frontend, {}, {})
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, info.to_json()
+    onnx.save(model, str(path))
+    return path

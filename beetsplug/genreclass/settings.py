@@ -145,4 +145,6 @@ def _model_path(view: confuse.ConfigView) -> str | None:
         raise ui.UserError(f"genreclass: 'model' is a folder ({path}); give the path of a .onnx model file")
     if not os.path.exists(path):
         raise ui.UserError(f"genreclass: model file not found: {path}")
+    if not os.path.isfile(path):  # a FIFO or a device: opening it could block forever
+        raise ui.UserError(f"genreclass: 'model' is not a regular file ({path}); give the path of a .onnx model file")
     return path

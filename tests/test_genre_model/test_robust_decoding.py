@@ -15,6 +15,7 @@ import pytest
 import soundfile
 from audio_factory import write_tone
 from markers import needs_ffmpeg
+from worker_faults import descendants
 
 from genre_model import (
     AudioDecodeError,
@@ -121,24 +122,6 @@ def test_eight_channel_96k_and_8k_mono_files_decode(tmp_path):
         assert 0.25 < np.abs(windows[0]).max() < 0.35, path
 
 
-def _descendants(pid: int) -> list[int]:
-    """Process ids below `pid` (children, grandchildren, ...), read from /proc."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        kids = [p for p, parent in parents.items() if parent in frontier]
-        found += kids
-        frontier = kids
-    return found
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_a_decoder_process_killed_mid_run_costs_no_file(tmp_path, tiny_model):
@@ -150,7 +133,7 @@ def test_a_decoder_process_killed_mid_run_costs_no_file(tmp_path, tiny_model):
         # Wait until the pool's workers exist, then kill the newest descendant (a decoder; the
         # forkserver is the oldest) the way an out-of-memory killer or a decoder segfault would.
         for _ in range(200):
-            procs = _descendants(os.getpid())
+            procs = descendants(os.getpid())
             if len(procs) >= 3:
                 os.kill(max(procs), signal.SIGKILL)
                 killed.set()
@@ -178,8 +161,8 @@ def test_one_pool_serves_many_calls_with_the_same_processes(tmp_path, tiny_model
         for task in range(3):
             paths = [write_tone(tmp_path / f"{task}-{i}.flac", 200.0, seconds=4.0) for i in range(3)]
             assert all(o.prediction.top == "Low" for o in classify_files(clf, paths, pool=pool))
-            seen.append(set(_descendants(os.getpid())))
+            seen.append(set(descendants(os.getpid())))
     assert starts == [2]
     assert seen[0] == seen[1] == seen[2]
     # Closing ends the two decoders (the forkserver that started them lives on, shared).
-    assert len(seen[0] - set(_descendants(os.getpid()))) == 2
+    assert len(seen[0] - set(descendants(os.getpid()))) == 2
