@@ -14,12 +14,16 @@ import dataclasses
 import multiprocessing
 import os
 import select
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+import numpy as np
 
 from genre_model.errors import AudioDecodeError
 
@@ -165,7 +169,15 @@ class DecoderPool:
         self.on_start = on_start
         self._executor: cf.ProcessPoolExecutor | None = None
         self._slots: Any = None
+        self._handoff: str | None = None  # the folder results come through (`_run_job`)
         self.in_flight = 0  # jobs of the running `imap` not yet returned
+
+    def _handoff_dir(self) -> str:
+        """A private folder for the workers' results, in memory (/dev/shm) where there is one."""
+        if self._handoff is None:
+            shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+            self._handoff = tempfile.mkdtemp(prefix="genreclass-decoders-", dir=shm)
+        return self._handoff
 
     def _new_executor(self) -> cf.ProcessPoolExecutor:
         if self.on_start is not None:
@@ -221,7 +233,7 @@ class DecoderPool:
             except OSError:
                 size = 0  # the job reports the file's problem itself
             limit = decode_time_limit(size, whole_file)
-            future = self._executor.submit(_run_job, slot, job, item[1], *args)
+            future = self._executor.submit(_run_job, slot, self._handoff_dir(), job, item[1], *args)
             in_flight[future] = _Job(item[0], item[1], alone, slot, size, limit)
 
         try:
@@ -317,7 +329,8 @@ class DecoderPool:
         the processes were lost). lost_anyway: the job was in flight when the processes ended."""
         try:
             if future.done():
-                return (item.index, item.path, future.result()), False
+                result = future.result()
+                return (item.index, item.path, result.take() if isinstance(result, _Handoff) else result), False
         except (BrokenProcessPool, cf.CancelledError):
             pass
         if not lost_anyway and not future.done():
@@ -350,9 +363,15 @@ class DecoderPool:
     def close(self) -> None:
         """Stop the worker processes (idle ones exit; one that does not within a few seconds,
         e.g. a stopped process, is killed)."""
-        if self._executor is None:
-            return
-        executor, self._executor = self._executor, None
+        if self._executor is not None:
+            self._stop(self._executor)
+            self._executor = None
+        if self._handoff is not None:
+            shutil.rmtree(self._handoff, ignore_errors=True)  # arrays of jobs lost with their workers
+            self._handoff = None
+
+    @staticmethod
+    def _stop(executor: cf.ProcessPoolExecutor) -> None:
         # The executor's own table of its processes: the only way to reach a stuck one.
         pids = list(getattr(executor, "_processes", None) or {})
         executor.shutdown(wait=False, cancel_futures=True)
@@ -373,13 +392,49 @@ class DecoderPool:
         self.close()
 
 
-def _run_job(slot: int, job: Callable[..., R], path: str, *args: Any) -> R | AudioDecodeError:
-    """In a worker: `_guarded` job, its start and end marked in the caller's table at `slot`."""
+@dataclasses.dataclass(frozen=True)
+class _Handoff:
+    """An array a worker left in a file for the caller (`_run_job`), instead of in the pipe."""
+
+    path: str
+
+    def take(self) -> np.ndarray:
+        """The array; its file is removed."""
+        try:
+            return np.load(self.path)
+        finally:
+            os.unlink(self.path)
+
+
+# Bytes a pipe writes in one piece (POSIX PIPE_BUF is at least 512; Linux's is 4096).
+_ATOMIC_MESSAGE_BYTES = 512
+
+
+def _run_job(slot: int, handoff_dir: str, job: Callable[..., R], path: str, *args: Any) -> Any:
+    """In a worker: `_guarded` job, its start and end marked in the caller's table at `slot`.
+
+    An array result is saved in `handoff_dir` and a `_Handoff` naming it comes back instead:
+    the executor's result pipe must only carry messages the kernel writes whole. A worker
+    killed in the middle of sending a large result leaves half a message in the pipe, and the
+    executor's reader thread then waits for the rest forever: no crash is ever noticed and the
+    run hangs. Errors are small already (their reason is capped to keep them so).
+    """
     if _job_slots is not None:
         _job_slots[2 * slot] = os.getpid()
         _job_slots[2 * slot + 1] = time.monotonic()
     try:
-        return _guarded(job, path, *args)
+        result = _guarded(job, path, *args)
+        if isinstance(result, AudioDecodeError):
+            return AudioDecodeError(result.path, result.reason[: _ATOMIC_MESSAGE_BYTES // 2])
+        if isinstance(result, np.ndarray):
+            try:
+                fd, handoff = tempfile.mkstemp(suffix=".npy", dir=handoff_dir)
+                with os.fdopen(fd, "wb") as f:
+                    np.save(f, result)
+                return _Handoff(handoff)
+            except OSError:
+                pass  # no room in the folder: through the pipe after all
+        return result
     finally:
         if _job_slots is not None:
             _job_slots[2 * slot + 1] = 0.0

@@ -19,8 +19,6 @@ from genre_model.decoder_pool import DecoderPool, resolve_workers
 from genre_model.errors import AudioDecodeError
 from genre_model.windows import track_features
 
-__all__ = ["DecoderPool", "Outcome", "classify_files", "resolve_workers"]
-
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
