@@ -4,7 +4,7 @@ Pons & Serra, "musicnn: pre-trained convolutional neural networks for music audi
 ISMIR 2019 late-breaking demo. Weights converted once from the TensorFlow checkpoints in the
 musicnn wheel by tools/musicnn_convert/convert.py (provenance: training/pretrained/README.md).
 
-Input: musicnn's own features (`training.musicnn_features`: log10(1 + 10000 * mel), 96 Slaney
+Input: musicnn's own features (`tools/musicnn_convert/reference_features.py`: log10(1 + 10000 * mel), 96 Slaney
 mel bands, 16 kHz, hop 256), *not* the project's dB log-mel. musicnn's TF graph takes
 (batch, 187 frames, 96 bands); these modules take our layout (batch, 96 bands, n_frames) and
 transpose inside. n_frames is 187 (3 s) for MSD_vgg; MSD_musicnn pools over time and accepts
@@ -30,7 +30,7 @@ from torch import nn
 from genre_model.errors import ModelError
 from training.errors import ConfigError
 
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"  # training/pretrained
 PRETRAINED = ("msd_musicnn", "msd_vgg")
 TF_BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default, used by every musicnn layer
 N_MELS = 96

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from genre_model.frontend import musicnn_frontend
-from training.features import cached_window_outputs, frontend_digest
-from training.musicnn import Musicnn, MusicnnVgg
+from training.features.cache import cached_window_outputs, frontend_digest
+from training.models.musicnn.network import Musicnn, MusicnnVgg
 
 # Windows per backbone call: its activations take ~60 MB a window (4 GB at 64), and larger
 # batches are no faster on a CPU (the plugin's batch_size measurement, docs/BENCHMARKS.md).

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.musicnn import TF_BN_EPS, Musicnn, interleave_pools, load_pretrained, midend_pools
+from training.models.musicnn.network import TF_BN_EPS, Musicnn, interleave_pools, load_pretrained, midend_pools
 
 
 @dataclasses.dataclass
