@@ -17,7 +17,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
-from training.models.musicnn.constants import HOP_LENGTH, N_FFT, N_MELS, PATCH_FRAMES, SAMPLE_RATE
+from training.models.musicnn.constants import HOP_LENGTH, LOG1P_GAIN, N_FFT, N_MELS, PATCH_FRAMES, SAMPLE_RATE
 
 
 def musicnn_log_mel(audio: np.ndarray) -> np.ndarray:
@@ -30,7 +30,7 @@ def musicnn_log_mel(audio: np.ndarray) -> np.ndarray:
     mel = librosa.feature.melspectrogram(
         y=np.asarray(audio, dtype=np.float32), sr=SAMPLE_RATE, hop_length=HOP_LENGTH, n_fft=N_FFT, n_mels=N_MELS
     )
-    return np.log10(1.0 + 10000.0 * mel.astype(np.float32)).astype(np.float32)
+    return np.log10(1.0 + LOG1P_GAIN * mel.astype(np.float32)).astype(np.float32)
 
 
 def musicnn_patch(log_mel: np.ndarray, start_frame: int) -> np.ndarray:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from training.models.musicnn.constants import PATCH_FRAMES
-from training.models.musicnn.network import N_MELS, load_pretrained
+from training.models.musicnn.constants import N_MELS, PATCH_FRAMES
+from training.models.musicnn.network import load_pretrained
 
 OPSET = 17
 INPUT_NAME = "patches"
