@@ -1,10 +1,10 @@
 """Album-level genres (issue 12): what pooling an album's tracks does to accuracy.
 
 Reads the held-out window probabilities of `benchmarks/musicnn_cv.py --predictions` (the
-pool's 5-fold group CV, `training.splits.pool_cv_folds`), gives each track its verdict with
+pool's 5-fold group CV, `training.data.splits.pool_cv_folds`), gives each track its verdict with
 `genre_model.vote` and each pseudo-album one verdict with `genre_model.pool_tracks`, the
 functions the plugin uses, and scores every track by its album's top genre against its own
-label (`training.evaluate.track_metrics`).
+label (`training.evaluation.metrics.track_metrics`).
 
 Pseudo-albums: the held-out clips of one Emotify artist (its `group`; an artist sits in one
 fold, so one model predicts all its clips). GTZAN's groups are whole lists (gtzan-train,
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from genre_model import TrackPrediction, pool_tracks, vote
-from training.evaluate import metrics_from_probs, track_metrics
+from training.evaluation.metrics import metrics_from_probs, track_metrics
 
 
 def track_predictions(data: Any, method: str, placement: str, how: str) -> list[TrackPrediction]:

@@ -28,15 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from genre_model import FrontendConfig, vote
-from training.config import TrainConfig
-from training.datasets import load_manifest
-from training.evaluate import metrics_from_probs, write_metrics
-from training.features import FeatureCache, file_digest
-from training.musicnn_head import BackendConfig, fit_backend, predict_backend
-from training.musicnn_recipe import Recipe
-from training.splits import check_disjoint, pool_cv_fold_indices, pool_cv_folds
-from training.train import fit, track_probabilities
-from training.windows import InferenceWindows, TrackWindows, inference_windows, prepare
+from training.data.splits import check_disjoint, pool_cv_fold_indices, pool_cv_folds
+from training.data.tracks import load_manifest
+from training.engine.config import TrainConfig
+from training.engine.loop import fit, track_probabilities
+from training.evaluation.metrics import metrics_from_probs, write_metrics
+from training.features.cache import FeatureCache, file_digest
+from training.features.windows import InferenceWindows, TrackWindows, inference_windows, prepare
+from training.models.musicnn.heads import BackendConfig, fit_backend, predict_backend
+from training.pipelines.musicnn_recipe import Recipe
 
 
 def mel_stats(data: InferenceWindows) -> np.ndarray:

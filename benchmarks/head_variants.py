@@ -1,6 +1,6 @@
 """Torch-free personal heads on a base model's ``embedding``, on the learning curve's folds and draws.
 
-`benchmarks/learning_curve.py --methods head` scores the shipped head (`training.personal_head.fit_head`)
+`benchmarks/learning_curve.py --methods head` scores the shipped head (`training.models.personal_head.fit_head`)
 through `retrain`; this script scores that head and its candidate replacements on the same
 artist folds (`group_kfold`, seed 0) and the same per-genre draws (`sample_per_genre`, seed =
 fold), from the base model's cached window embeddings (8 windows per track, as `retrain` and
@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from learning_curve import sample_per_genre  # noqa: E402
 
-from training.datasets import load_manifest  # noqa: E402
-from training.labels import shared_label_indices  # noqa: E402
-from training.personal_head import HEAD_C, fit_head, softmax, window_embeddings  # noqa: E402
-from training.splits import group_kfold  # noqa: E402
+from training.data.genres import shared_label_indices  # noqa: E402
+from training.data.splits import group_kfold  # noqa: E402
+from training.data.tracks import load_manifest  # noqa: E402
+from training.models.personal_head import HEAD_C, fit_head, softmax, window_embeddings  # noqa: E402
 
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 PRIOR_GRID = tuple((lam, c) for lam in (0.5, 1.0, 2.0) for c in (0.003, 0.01, 0.03))
@@ -191,7 +191,7 @@ class Heads:
 
 
 def group_kfold_indices(y, groups):
-    from training.datasets import Track
+    from training.data.tracks import Track
 
     fake = [Track(path=str(i), label=str(t), group=g, source="") for i, (t, g) in enumerate(zip(y, groups))]
     return group_kfold(fake, 3, seed=0)

@@ -4,7 +4,7 @@ Protocol: a *base* model trained without the "personal library" (e.g. on GTZAN o
 bundled model; the library is the rest of the pool (e.g. Emotify, grouped by artist). The
 library's artists are cut into K group folds; each fold in turn is the held-out test set, and
 from the other folds N tracks per genre are drawn for training (all of them when fewer
-exist). For each N, `training.retrain.retrain` runs twice on identical tracks: fine-tuning the
+exist). For each N, `training.pipelines.retrain.retrain` runs twice on identical tracks: fine-tuning the
 base model's conv blocks, and from scratch. Both are scored on the held-out artists, as is the
 base model itself on the genres it shares with the library (mapped vote).
 
@@ -25,10 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.config import TrainConfig  # noqa: E402
-from training.datasets import load_manifest  # noqa: E402
-from training.retrain import RetrainOptions, retrain  # noqa: E402
-from training.splits import group_kfold  # noqa: E402
+from training.data.splits import group_kfold  # noqa: E402
+from training.data.tracks import load_manifest  # noqa: E402
+from training.engine.config import TrainConfig  # noqa: E402
+from training.pipelines.retrain import RetrainOptions, retrain  # noqa: E402
 
 
 def sample_per_genre(tracks, labels, n: int, seed: int):

@@ -20,7 +20,7 @@ Heads (the backbone is frozen in all of them; its features are cached):
   backend-ft     musicnn's own back end (batch norm, dense 1506 -> 200, batch norm), started
                  from the pretrained weights and fine-tuned, with a new 11-way output layer
   midend-ft      partial fine-tuning: the mid-end too (`--backend tune_midend=true` is implied),
-                 on the front end's cached outputs (`training.embeddings.backbone_outputs`, read
+                 on the front end's cached outputs (`training.features.embeddings.backbone_outputs`, read
                  from or written to --feature-cache: ~2.6 GB for the pool); evaluated at the
                  placements in --midend-placements only (default the plugin's 4 windows)
 
@@ -37,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from training.datasets import Track
-from training.embeddings import backbone_outputs
-from training.evaluate import metrics_from_probs, write_metrics
-from training.musicnn import load_pretrained
-from training.musicnn_head import BackendConfig, fit_backend, predict_backend
-from training.splits import pool_cv_fold_indices, pool_cv_folds
+from training.data.splits import pool_cv_fold_indices, pool_cv_folds
+from training.data.tracks import Track
+from training.evaluation.metrics import metrics_from_probs, write_metrics
+from training.features.embeddings import backbone_outputs
+from training.models.musicnn.heads import BackendConfig, fit_backend, predict_backend
+from training.models.musicnn.network import load_pretrained
 
 PLACEMENTS = ("8", "4", "2")
 

@@ -2,7 +2,7 @@
 
 For each track and each window placement ("all": every whole window, contiguous, for
 training; "8", "4", "2": `genre_model.window_starts` with that `max_windows`, as the plugin
-listens), the backbone's pooled mid-end features (`training.embeddings.backbone_outputs`, the
+listens), the backbone's pooled mid-end features (`training.features.embeddings.backbone_outputs`, the
 same code the recipe build uses) and the pretrained 200-unit penultimate embedding.
 
     python benchmarks/musicnn_embed.py ../shared/data/manifest.csv --out runs/musicnn/pool.npz
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.datasets import load_manifest
-from training.embeddings import backbone_outputs
-from training.musicnn import load_pretrained
+from training.data.tracks import load_manifest
+from training.features.embeddings import backbone_outputs
+from training.models.musicnn.network import load_pretrained
 
 
 def main() -> None:

@@ -10,7 +10,7 @@
 The graph takes ``input`` (batch, n_mels, n_frames) float32 log-mel dB and returns, as its
 first output, probabilities (batch, len(labels)) that sum to one. Further outputs may follow:
 ``embedding`` (batch, D) float32, the features the output layer reads, on which a personal
-head can be trained without torch (`training.personal_head`).
+head can be trained without torch (`training.models.personal_head`).
 """
 
 from __future__ import annotations

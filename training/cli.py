@@ -14,13 +14,13 @@ import click
 
 from genre_model import FrontendConfig, ModelError, ModelInfo
 from genre_model.model_file import version_stamp
-from training.config import TrainConfig, parse_assignment
-from training.datasets import Track, load_data
+from training.data.genres import select_labels
+from training.data.splits import check_disjoint, group_holdout
+from training.data.tracks import Track, load_data
+from training.engine.config import TrainConfig, parse_assignment
 from training.errors import ConfigError, DatasetError, NotEnoughData, SplitLeakError, TrainingError
-from training.features import FeatureCache, file_digest
-from training.labels import select_labels
-from training.splits import check_disjoint, group_holdout
-from training.windows import inference_windows, prepare
+from training.features.cache import FeatureCache, file_digest
+from training.features.windows import inference_windows, prepare
 
 
 def _load_all(specs: tuple[str, ...], echo=click.echo) -> list[Track]:
@@ -119,8 +119,8 @@ def fit(data, out_dir, recipe, assignments, init, workers, cache, resume, cv_rep
         config = _config(recipe, assignments, {key: flags[key] for key in _FLAGS})
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    from training.distributed import process_group, world_from_env
-    from training.train import resolve_device
+    from training.engine.distributed import process_group, world_from_env
+    from training.engine.loop import resolve_device
 
     try:
         world = world_from_env()  # torchrun's processes, or this one alone
@@ -138,12 +138,12 @@ def _quiet(*args, **kwargs) -> None:
 def _fit(config: TrainConfig, data, out: Path, init, workers: int, cache, resume: bool, cv_report, world) -> None:
     import torch
 
-    from training.checkpoint import load_checkpoint
-    from training.distributed import barrier
-    from training.evaluate import metrics_from_probs, plot_history, write_metrics
-    from training.export import export_onnx
-    from training.train import fit as run_fit
-    from training.train import track_probabilities
+    from training.engine.checkpoint import load_checkpoint
+    from training.engine.distributed import barrier
+    from training.engine.loop import fit as run_fit
+    from training.engine.loop import track_probabilities
+    from training.evaluation.metrics import metrics_from_probs, plot_history, write_metrics
+    from training.export.onnx_export import export_onnx
 
     started = time.time()
     echo = click.echo if world.is_main else _quiet  # rank 0 speaks for all
@@ -183,7 +183,7 @@ def _fit(config: TrainConfig, data, out: Path, init, workers: int, cache, resume
     if config.distill_weight > 0:
         if not config.teacher:
             raise click.UsageError("distill_weight > 0 needs a teacher model: --set teacher=MODEL.onnx")
-        from training.distill import teacher_probabilities
+        from training.engine.distill import teacher_probabilities
 
         echo(f"distillation: weight {config.distill_weight}, teacher {config.teacher}")
         try:  # every process computes the same targets: the teacher's share of the time is small
@@ -262,7 +262,7 @@ def head(data, recipe_path, out_file, cache, cv_report, cv_row, workers) -> None
     backend sets "tune_midend": true also trains the mid-end (partial fine-tuning) on the front
     end's cached outputs (about 210 kB a window on disk under --cache).
     """
-    from training.musicnn_recipe import Recipe, build
+    from training.pipelines.musicnn_recipe import Recipe, build
 
     started = time.time()
     try:
@@ -300,7 +300,7 @@ def evaluate(model, data, out_dir, max_windows, workers) -> None:
     confusion) and confusion.png to OUT. Tracks whose label the model does not know are skipped.
     """
     from genre_model import Classifier, classify_files
-    from training.evaluate import metrics_from_probs, write_metrics
+    from training.evaluation.metrics import metrics_from_probs, write_metrics
 
     tracks = _load_all(data)
     clf = Classifier(model)
@@ -343,8 +343,8 @@ def export(checkpoint, out_file, name, version) -> None:
     """
     import torch
 
-    from training.checkpoint import load_checkpoint
-    from training.export import export_onnx
+    from training.engine.checkpoint import load_checkpoint
+    from training.export.onnx_export import export_onnx
 
     model, ck = load_checkpoint(checkpoint)
     parity_file = Path(checkpoint).with_name("parity_windows.pt")

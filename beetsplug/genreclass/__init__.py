@@ -1,7 +1,7 @@
 """Classify each track's genre from its audio and write it into beets' ``genres`` field.
 
 Wiring only: decoding, features and the model live in `genre_model`; retraining on the
-library (`beet genreclass-train`) lives in `training.retrain`, imported only when asked for.
+library (`beet genreclass-train`) lives in `training.pipelines.retrain`, imported only when asked for.
 
 With ``auto: yes`` the import stage classifies each task's items and stores the verdicts in
 the library; the genre tag is written into the files only at ``import_task_files``, after

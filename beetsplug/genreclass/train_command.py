@@ -1,8 +1,8 @@
 """`beet genreclass-train`: retrain on the library's own genres, or install a trained model.
 
 Wiring only: the tracks and their labels come from the library, the training from
-`training.retrain` (imported when the command runs, so the plugin needs no torch to load).
-What must be installed depends on the method `training.retrain.training_method` picks for the
+`training.pipelines.retrain` (imported when the command runs, so the plugin needs no torch to load).
+What must be installed depends on the method `training.pipelines.retrain.training_method` picks for the
 configured model: a head on its embedding needs scikit-learn and onnx, torch training the
 train extra.
 """
@@ -66,10 +66,10 @@ def train_command(plugin, lib, opts, args: list[str]) -> None:
     if opts.install_file:
         install(opts.install_file, plugin)
         return
-    from training import retrain as personal
-    from training.datasets import load_beets
+    from training.data.genres import read_aliases
+    from training.data.tracks import load_beets
     from training.errors import TrainingError
-    from training.labels import read_aliases
+    from training.pipelines import retrain as personal
 
     if opts.epochs < 1 or opts.min_tracks < 1 or not 0 < opts.valid_fraction < 1:
         raise ui.UserError("genreclass-train: --epochs and --min-tracks must be >= 1, --valid-fraction in (0, 1)")

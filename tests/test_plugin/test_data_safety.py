@@ -305,7 +305,7 @@ def test_genres_corrected_by_hand_are_kept_shown_and_learnt_from(tmp_path, tiny_
     beets.run("modify", "-y", "title:T2", "genres=Rap")
     from beets.library import Library
 
-    from training.datasets import load_beets
+    from training.data.tracks import load_beets
 
     tracks, left_out = load_beets(Library(beets.config["library"]))
     assert [Path(t.path).name for t in tracks] == ["2.flac"] and left_out["genres set by genreclass"] == 2

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from audio_factory import write_audio
+
+# musicnn's reference features (librosa) are a tool's, not the wheel's: the parity tests import
+# them from beside the converter that writes the references they are checked against.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "musicnn_convert"))
 
 
 def synth(kind: str, seconds: float, seed: int, sr: int = 22050) -> np.ndarray:

@@ -8,8 +8,8 @@ import os
 import pytest
 from audio_factory import write_tone
 
-from training.datasets import DatasetError, load_beets, load_data, load_fma, load_folder, load_gtzan, load_manifest
-from training.labels import canonical_genre
+from training.data.genres import canonical_genre
+from training.data.tracks import DatasetError, load_beets, load_data, load_fma, load_folder, load_gtzan, load_manifest
 
 
 def test_folder_layout(genre_folder):

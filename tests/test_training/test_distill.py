@@ -10,13 +10,13 @@ from click.testing import CliRunner
 
 from genre_model import Classifier, FrontendConfig, track_features
 from training.cli import main as cli
-from training.config import AugmentConfig, TrainConfig
-from training.datasets import load_folder
-from training.distill import teacher_probabilities
+from training.data.tracks import load_folder
+from training.engine.config import AugmentConfig, TrainConfig
+from training.engine.distill import teacher_probabilities
+from training.engine.loop import fit, track_probabilities
 from training.errors import ConfigError
-from training.features import FeatureCache
-from training.train import fit, track_probabilities
-from training.windows import inference_windows, prepare
+from training.features.cache import FeatureCache
+from training.features.windows import inference_windows, prepare
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "fast.json"
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from genre_model import Classifier, classify_files
-from training.checkpoint import read_checkpoint
-from training.distributed import DistributedError, World, world_from_env
+from training.engine.checkpoint import read_checkpoint
+from training.engine.distributed import DistributedError, World, world_from_env
 
 BIN = Path(sys.executable).parent
 # A small network, and every random augmentation off: what is left between a world of 1 and a

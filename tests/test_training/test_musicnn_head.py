@@ -12,10 +12,17 @@ import torch
 
 from genre_model import Classifier, ModelInfo
 from genre_model.frontend import musicnn_frontend
-from training.export import export_onnx
-from training.musicnn import load_pretrained
-from training.musicnn_head import BackendConfig, BackendHead, MidendHead, MusicnnGenre, fit_backend, predict_backend
-from training.musicnn_recipe import Recipe
+from training.export.onnx_export import export_onnx
+from training.models.musicnn.heads import (
+    BackendConfig,
+    BackendHead,
+    MidendHead,
+    MusicnnGenre,
+    fit_backend,
+    predict_backend,
+)
+from training.models.musicnn.network import load_pretrained
+from training.pipelines.musicnn_recipe import Recipe
 
 
 def test_pretrained_back_end_reproduces_musicnn_embedding():

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 from markers import SHARED_DATA, needs_shared_data
+from reference_features import load_audio, musicnn_log_mel, musicnn_patch
 
-from training.musicnn import PRETRAINED, PRETRAINED_DIR, load_pretrained, pretrained_labels
-from training.musicnn_export import INPUT_NAME, export_musicnn_onnx, tagger_for_export
-from training.musicnn_features import load_audio, musicnn_log_mel, musicnn_patch
+from training.export.musicnn import INPUT_NAME, export_musicnn_onnx, tagger_for_export
+from training.models.musicnn.network import PRETRAINED, PRETRAINED_DIR, load_pretrained, pretrained_labels
 
 PROBABILITY_TOLERANCE = 1e-4  # max abs difference of the 50 tag probabilities, torch vs TF
 

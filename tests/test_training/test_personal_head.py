@@ -14,7 +14,7 @@ from tiny_model import TINY_FRONTEND, build_tiny_backbone
 
 from genre_model import Classifier, ModelInfo, track_features
 from training.errors import NoEmbeddingError
-from training.personal_head import (
+from training.models.personal_head import (
     HEAD_PARITY_TOLERANCE,
     LinearHead,
     append_head,
@@ -146,7 +146,7 @@ def test_fitted_head_folds_the_standardisation_into_its_weights(n_labels):
 
 def test_the_head_path_imports_no_torch():
     code = (
-        "import sys; import training.retrain, training.retrain_head, training.personal_head; "
+        "import sys; import training.pipelines.retrain, training.pipelines.retrain_head, training.models.personal_head; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

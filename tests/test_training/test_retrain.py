@@ -8,14 +8,14 @@ import torch
 
 from genre_model import Classifier, FrontendConfig, ModelInfo
 from genre_model.classifier import bundled_model_path
-from training.backbone import BackboneError, read_backbone, transplant_head
-from training.config import TrainConfig
-from training.datasets import Track, unify_spellings
-from training.export import export_onnx
-from training.labels import shared_label_indices
-from training.models import CNN, CRNN
-from training.retrain import NotEnoughData, select_labels, split_by_artist
-from training.train import model_config
+from training.data.genres import shared_label_indices
+from training.data.tracks import Track, unify_spellings
+from training.engine.config import TrainConfig
+from training.engine.loop import model_config
+from training.export.backbone import BackboneError, read_backbone, transplant_head
+from training.export.onnx_export import export_onnx
+from training.models.cnn import CNN, CRNN
+from training.pipelines.retrain import NotEnoughData, select_labels, split_by_artist
 
 
 @pytest.mark.parametrize("arch", ["cnn", "crnn"])
@@ -99,7 +99,7 @@ def test_spellings_unify_and_vocabularies_map_up_to_case():
 
 
 def test_alias_files_are_read_or_refused_with_the_reason(tmp_path):
-    from training.labels import read_aliases
+    from training.data.genres import read_aliases
 
     good = tmp_path / "aliases.yaml"
     good.write_text("hip hop: Hip-Hop\nsynthwave: Electronic\n")

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from training.datasets import Track
-from training.features import file_digest
-from training.splits import SplitLeakError, check_disjoint, group_holdout, group_kfold
+from training.data.splits import SplitLeakError, check_disjoint, group_holdout, group_kfold
+from training.data.tracks import Track
+from training.features.cache import file_digest
 
 
 def make_tracks(n_groups: int = 12, per_group: int = 3) -> list[Track]:

@@ -14,15 +14,15 @@ from click.testing import CliRunner
 
 from genre_model import Classifier, FrontendConfig, ModelInfo, classify_files, track_features, window_starts
 from training.cli import main as cli
-from training.config import AugmentConfig, TrainConfig
-from training.datasets import Track, load_folder
+from training.data.splits import group_holdout
+from training.data.tracks import Track, load_folder
+from training.engine.config import AugmentConfig, TrainConfig
+from training.engine.loop import fit, lr_at
 from training.errors import ConfigError, ResumeMismatchError
-from training.evaluate import metrics_from_probs, track_metrics
-from training.export import PARITY_TOLERANCE, export_onnx
-from training.features import MAX_SECONDS, FeatureCache
-from training.splits import group_holdout
-from training.train import fit, lr_at
-from training.windows import inference_windows, prepare
+from training.evaluation.metrics import metrics_from_probs, track_metrics
+from training.export.onnx_export import PARITY_TOLERANCE, export_onnx
+from training.features.cache import MAX_SECONDS, FeatureCache
+from training.features.windows import inference_windows, prepare
 
 FE = FrontendConfig()
 

@@ -1,4 +1,4 @@
-"""Convert musicnn 0.1.0's TensorFlow checkpoints (MSD_musicnn, MSD_vgg) to safetensors for training.musicnn.
+"""Convert musicnn 0.1.0's TensorFlow checkpoints (MSD_musicnn, MSD_vgg) to safetensors for training.models.musicnn.network.
 
 Run once, in a separate venv with TensorFlow (see README.md beside this file); the project itself
 never imports TensorFlow. Writes into --out (default training/pretrained/):
@@ -30,9 +30,10 @@ from safetensors.numpy import save_file  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_features import load_audio, musicnn_log_mel, musicnn_patch  # noqa: E402
 from synthetic_audio import synthetic_signals  # noqa: E402
 
-from training.musicnn_features import PATCH_FRAMES, load_audio, musicnn_log_mel, musicnn_patch  # noqa: E402
+from training.models.musicnn.constants import LOG1P_GAIN, N_MELS, PATCH_FRAMES  # noqa: E402
 
 # TF variable scope -> (torch module path, kind). TF names layers by creation order, so these
 # tables follow musicnn.models.build_musicnn / vgg line by line.
@@ -145,7 +146,8 @@ def convert(name: str, checkpoint_dir: Path, out_dir: Path, inputs: dict[str, np
             "source": f"musicnn 0.1.0 wheel, musicnn/{model}/ checkpoint",
             "labels": configuration.MSD_LABELS,
             "batch_norm_eps": eps.pop(),
-            "input": "log10(1 + 10000 * mel); TF takes (batch, 187 frames, 96 bands), the torch port (batch, 96, 187)",
+            "input": f"log10(1 + {LOG1P_GAIN:g} * mel); TF takes (batch, {PATCH_FRAMES} frames, {N_MELS} bands), "
+            f"the torch port (batch, {N_MELS}, {PATCH_FRAMES})",
         }
         metadata = {"musicnn": json.dumps(info, sort_keys=True)}
         save_file(state, str(out_dir / f"{name}.safetensors"), metadata=metadata)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_RATE = 16000  # Hz
+from training.models.musicnn.constants import SAMPLE_RATE  # convert.py puts the repository on sys.path
+
 SECONDS = 3.5  # a little over one 3-s patch, so the patch can start away from the padded edge
 
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from genre_model.provenance import learnable
+from training.data.genres import canonical_genre, genre_key
 from training.errors import DatasetError
-from training.labels import canonical_genre, genre_key
 
 AUDIO_EXTENSIONS = (".mp3", ".flac", ".ogg", ".opus", ".wav", ".aif", ".aiff", ".m4a", ".au", ".wma")
 

@@ -19,10 +19,10 @@ from torch import nn
 
 from genre_model import ModelInfo
 from genre_model.model_file import METADATA_KEY
+from training.data.genres import shared_label_indices
 from training.errors import BackboneError
-from training.labels import shared_label_indices
-from training.models import BACKBONE_PREFIXES, ModelConfig, build_model
-from training.onnx_metadata import read_info
+from training.export.metadata import read_info
+from training.models.cnn import BACKBONE_PREFIXES, ModelConfig, build_model
 
 __all__ = ["BackboneError", "read_backbone", "transplant_head"]
 

@@ -4,7 +4,7 @@ A run's settings come from three layers, each overriding the one before: the def
 a recipe file (``recipes/*.json``, the same keys; see `TrainConfig.read`), and the command
 line (`TrainConfig.with_overrides`). The resolved config is saved beside the run as
 ``config.json``, itself a recipe. What the data decides (mel bands and frames from the front
-end, the class count from the labels) is not a setting: `training.train.model_config` builds
+end, the class count from the labels) is not a setting: `training.engine.loop.model_config` builds
 it. No torch here, so the command line can read and check a recipe before importing it.
 """
 
@@ -45,7 +45,7 @@ class AugmentConfig:
 class TrainConfig:
     """Everything that decides a training run.
 
-    arch: "cnn" or "crnn" (`training.models`); channels: output channels of each conv block;
+    arch: "cnn" or "crnn" (`training.models.cnn`); channels: output channels of each conv block;
         dropout: before the output layer; gru_hidden: GRU state size per direction (CRNN).
     epochs: fixed length of the run (early stopping may end it sooner, see `patience`).
     windows_per_track: training windows drawn per training track and epoch.

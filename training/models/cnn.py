@@ -20,7 +20,7 @@ class ModelConfig:
     """Architecture of a genre network; stored in every checkpoint and exported file so it can be rebuilt.
 
     No field has a default: the settings (arch, channels, dropout, gru_hidden) come from a
-    `TrainConfig`, the shapes from the data (`training.train.model_config`), or all from a file.
+    `TrainConfig`, the shapes from the data (`training.engine.loop.model_config`), or all from a file.
     arch: "cnn" (conv blocks + global pooling) or "crnn" (conv blocks + GRU over time).
     n_mels, n_frames: the front end's window shape. n_labels: the number of labels.
     channels: output channels of each conv block; each block halves frequency and time

@@ -23,7 +23,7 @@ import numpy as np
 
 from genre_model import Classifier, ModelInfo, TrackPrediction, vote
 from training.errors import BackboneError, ExportError, NoEmbeddingError
-from training.features import cached_window_outputs
+from training.features.cache import cached_window_outputs
 
 if TYPE_CHECKING:
     import onnx
@@ -167,7 +167,7 @@ def append_head(
     import onnx  # here, not at import: `has_embedding` and the embeddings need no onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from training.onnx_metadata import read_info, set_info
+    from training.export.metadata import read_info, set_info
 
     out_path = Path(out_path)
     proto = onnx.load(str(base_model_path))

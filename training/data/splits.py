@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from training.datasets import Track
+from training.data.tracks import Track
 from training.errors import NotEnoughData, SplitLeakError
 
 

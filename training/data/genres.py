@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from training.errors import ConfigError, NotEnoughData
 
-if TYPE_CHECKING:  # training.datasets imports this module
-    from training.datasets import Track
+if TYPE_CHECKING:  # training.data.tracks imports this module
+    from training.data.tracks import Track
 
 # Keys are normalised with `genre_key`; values are the canonical spelling.
 DEFAULT_ALIASES: dict[str, str] = {

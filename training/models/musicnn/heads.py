@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.musicnn import TF_BN_EPS, Musicnn, interleave_pools, load_pretrained, midend_pools
+from training.models.musicnn.constants import EMBEDDING_UNITS, POOLED_FEATURES, TF_BN_EPS
+from training.models.musicnn.network import Musicnn, interleave_pools, load_pretrained, midend_pools
 
 
 @dataclasses.dataclass
@@ -59,11 +60,11 @@ class BackendHead(nn.Module):
 
     def __init__(self, n_labels: int, dropout: float = 0.5) -> None:
         super().__init__()
-        self.pool_norm = nn.BatchNorm1d(1506, eps=TF_BN_EPS)
-        self.dense = nn.Linear(1506, 200)
-        self.dense_norm = nn.BatchNorm1d(200, eps=TF_BN_EPS)
+        self.pool_norm = nn.BatchNorm1d(POOLED_FEATURES, eps=TF_BN_EPS)
+        self.dense = nn.Linear(POOLED_FEATURES, EMBEDDING_UNITS)
+        self.dense_norm = nn.BatchNorm1d(EMBEDDING_UNITS, eps=TF_BN_EPS)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(200, n_labels)
+        self.classifier = nn.Linear(EMBEDDING_UNITS, n_labels)
         self.noise = 0.0
 
     @classmethod

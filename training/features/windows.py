@@ -1,7 +1,7 @@
 """Training windows cut from cached spectrograms, and validation windows decoded as inference decodes them.
 
 Training draws random window offsets from a class- and source-balanced choice of tracks, out
-of each track's cached spectrogram (its central `training.features.MAX_SECONDS`). Validation
+of each track's cached spectrogram (its central `training.features.cache.MAX_SECONDS`). Validation
 analyses what the plugin would: the windows `genre_model.track_features` decodes from the
 whole file (`genre_model.window_starts`), cached per file content.
 """
@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from genre_model import FrontendConfig
-from training.datasets import Track
-from training.features import FeatureCache, cached_window_outputs, file_digest
+from training.data.tracks import Track
+from training.features.cache import FeatureCache, cached_window_outputs, file_digest
 
 
 class TrackWindows:
@@ -34,7 +34,7 @@ class TrackWindows:
         self.mels = [cache.load(d) for d in digests]  # memory-mapped (n_mels, T) float16
         self.targets = np.array([self.labels.index(t.label) for t in self.tracks], dtype=np.int64)
         # A teacher's probabilities per track, (n_tracks, n_labels) in `labels` order, for
-        # distillation (`training.distill`); None without a teacher.
+        # distillation (`training.engine.distill`); None without a teacher.
         self.teacher_probs: np.ndarray | None = None
         # label -> source -> track indices: sampling is uniform over labels, then over sources
         # within a label, so neither a big class nor a big dataset dominates what is learnt.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from training.config import AugmentConfig
+from training.engine.config import AugmentConfig
 
 
 def augment(

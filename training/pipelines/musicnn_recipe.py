@@ -23,7 +23,7 @@ import numpy as np
 from genre_model import ModelInfo, track_features
 from genre_model.frontend import musicnn_frontend
 from genre_model.model_file import version_stamp
-from training.datasets import Track
+from training.data.tracks import Track
 from training.errors import ConfigError
 
 
@@ -39,7 +39,7 @@ class Recipe:
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Recipe:
         """Read a recipe; unknown keys raise `ConfigError` (a typo must not fall back to a default)."""
-        from training.musicnn_head import BackendConfig
+        from training.models.musicnn.heads import BackendConfig
 
         data = json.loads(Path(path).read_text())
         known = {f.name for f in dataclasses.fields(cls)} | {"comment"}
@@ -71,10 +71,10 @@ def build(
     """
     import torch
 
-    from training.embeddings import backbone_outputs
-    from training.export import export_onnx
-    from training.musicnn import load_pretrained
-    from training.musicnn_head import BackendConfig, MusicnnGenre, fit_backend
+    from training.export.onnx_export import export_onnx
+    from training.features.embeddings import backbone_outputs
+    from training.models.musicnn.heads import BackendConfig, MusicnnGenre, fit_backend
+    from training.models.musicnn.network import load_pretrained
 
     config = BackendConfig(**recipe.backend)
     labels = sorted({t.label for t in tracks})

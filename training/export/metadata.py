@@ -1,6 +1,6 @@
 """The ``genreclass`` metadata entry of an `.onnx` file, written and updated with the `onnx` package.
 
-Kept apart from `training.export` so that the paths that need no torch (a personal head on a
+Kept apart from `training.export.onnx_export` so that the paths that need no torch (a personal head on a
 model's embedding, metrics written after the held-out check) can use it.
 """
 

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from genre_model.frontend import musicnn_frontend
-from training.features import cached_window_outputs, frontend_digest
-from training.musicnn import Musicnn, MusicnnVgg
+from training.features.cache import cached_window_outputs, frontend_digest
+from training.models.musicnn.constants import N_MELS, PATCH_FRAMES
+from training.models.musicnn.network import Musicnn, MusicnnVgg
 
 # Windows per backbone call: its activations take ~60 MB a window (4 GB at 64), and larger
 # batches are no faster on a CPU (the plugin's batch_size measurement, docs/BENCHMARKS.md).
@@ -91,7 +92,7 @@ def _session(network: torch.nn.Module, folder: Path):
     path = folder / f"backbone.{os.getpid()}.onnx"
     folder.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
-        network.eval(), (torch.zeros(2, 96, 187),), str(path), input_names=["input"],
+        network.eval(), (torch.zeros(2, N_MELS, PATCH_FRAMES),), str(path), input_names=["input"],
         output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=17,
         dynamo=False,
     )  # fmt: skip

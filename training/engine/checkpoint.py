@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from genre_model import FrontendConfig
-from training.config import TrainConfig
+from training.engine.config import TrainConfig
 from training.errors import ConfigError, ResumeMismatchError
-from training.models import ModelConfig, build_model
+from training.models.cnn import ModelConfig, build_model
 
 
 def save_checkpoint(path: Path, ck: dict[str, Any]) -> None:

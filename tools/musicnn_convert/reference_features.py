@@ -6,8 +6,10 @@ recipe follows `musicnn.extractor.batch_data`, with one deliberate change: the l
 in float32 where musicnn casts to float16 first (under numpy 2, `10000 * mel` overflows
 float16 to inf for loud frames; for the rest float16 only adds rounding).
 
-Imports numpy and librosa only, so the TensorFlow converter (tools/musicnn_convert) and the
-torch tests compute patches with this one function.
+Imports numpy, librosa and musicnn's constants (`training.models.musicnn.constants`) only, so the
+TensorFlow converter (convert.py beside this file) and the torch tests compute patches with this one
+function. It lives here, not in `training/`, because only they use it and librosa is no dependency of
+the wheel.
 """
 
 from __future__ import annotations
@@ -15,12 +17,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
-SAMPLE_RATE = 16000  # Hz, musicnn configuration.SR
-N_FFT = 512  # samples, configuration.FFT_SIZE
-HOP_LENGTH = 256  # samples, configuration.FFT_HOP
-N_MELS = 96  # configuration.N_MELS
-# Frames in one 3-s patch: librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1.
-PATCH_FRAMES = 187
+from training.models.musicnn.constants import HOP_LENGTH, LOG1P_GAIN, N_FFT, N_MELS, PATCH_FRAMES, SAMPLE_RATE
 
 
 def musicnn_log_mel(audio: np.ndarray) -> np.ndarray:
@@ -33,7 +30,7 @@ def musicnn_log_mel(audio: np.ndarray) -> np.ndarray:
     mel = librosa.feature.melspectrogram(
         y=np.asarray(audio, dtype=np.float32), sr=SAMPLE_RATE, hop_length=HOP_LENGTH, n_fft=N_FFT, n_mels=N_MELS
     )
-    return np.log10(1.0 + 10000.0 * mel.astype(np.float32)).astype(np.float32)
+    return np.log10(1.0 + LOG1P_GAIN * mel.astype(np.float32)).astype(np.float32)
 
 
 def musicnn_patch(log_mel: np.ndarray, start_frame: int) -> np.ndarray:

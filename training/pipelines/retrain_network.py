@@ -1,7 +1,7 @@
 """`retrain`'s torch method: fine-tune a CNN/CRNN base model from the weights in its `.onnx`, or
-train one from scratch, on log-mel windows; export the new network with `training.export`.
+train one from scratch, on log-mel windows; export the new network with `training.export.onnx_export`.
 
-Fine-tuning reads the base model's front end and conv blocks (`training.backbone`) and a new
+Fine-tuning reads the base model's front end and conv blocks (`training.export.backbone`) and a new
 head whose rows for the genres both vocabularies share start from the base model's.
 """
 
@@ -14,12 +14,12 @@ from pathlib import Path
 
 from genre_model import Classifier, ModelInfo
 from genre_model.model_file import version_stamp
-from training.datasets import Track
+from training.data.splits import check_disjoint
+from training.data.tracks import Track
 from training.errors import NotEnoughData
-from training.features import FeatureCache
-from training.retrain import RetrainOptions, Trained
-from training.splits import check_disjoint
-from training.windows import inference_windows, prepare
+from training.features.cache import FeatureCache
+from training.features.windows import inference_windows, prepare
+from training.pipelines.retrain import RetrainOptions, Trained
 
 
 def train_network(
@@ -40,9 +40,9 @@ def train_network(
     """
     import torch  # noqa: F401  (fail here, before any work, when the train extra is missing)
 
-    from training.backbone import read_backbone, transplant_head
-    from training.export import export_onnx
-    from training.train import fit
+    from training.engine.loop import fit
+    from training.export.backbone import read_backbone, transplant_head
+    from training.export.onnx_export import export_onnx
 
     base_info, model_cfg, pretrained = read_backbone(base.model_path)
     # Fine-tuning starts from everything the base model learnt that the new vocabulary can use:

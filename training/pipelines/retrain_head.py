@@ -1,6 +1,6 @@
 """`retrain`'s head method: a logistic-regression head on the base model's ``embedding``, no torch.
 
-The base model runs once on each training track's windows (`training.personal_head`, cached
+The base model runs once on each training track's windows (`training.models.personal_head`, cached
 per file, so a second run with the same tracks costs seconds); the head is fitted on the window
 rows and appended to the base graph in place of its old output layer.
 """
@@ -16,11 +16,11 @@ import numpy as np
 
 from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features
 from genre_model.model_file import version_stamp
-from training.datasets import Track
-from training.features import file_digest
-from training.personal_head import append_head, fit_head, window_embeddings
-from training.retrain import NotEnoughData, RetrainOptions, Trained
-from training.splits import check_disjoint
+from training.data.splits import check_disjoint
+from training.data.tracks import Track
+from training.features.cache import file_digest
+from training.models.personal_head import append_head, fit_head, window_embeddings
+from training.pipelines.retrain import NotEnoughData, RetrainOptions, Trained
 
 # Held-out tracks whose real windows check the written file against the numpy head.
 PARITY_TRACKS = 4

@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from genre_model import FrontendConfig, vote
-from training.augment import augment
-from training.checkpoint import check_resumable, read_checkpoint, restore_rng, rng_state, save_checkpoint
-from training.config import TrainConfig
-from training.distributed import World, gather_shards, gather_states, mean_over_world, training_device
+from training.engine.checkpoint import check_resumable, read_checkpoint, restore_rng, rng_state, save_checkpoint
+from training.engine.config import TrainConfig
+from training.engine.distributed import World, gather_shards, gather_states, mean_over_world, training_device
 from training.errors import ConfigError
-from training.models import BACKBONE_PREFIXES, ModelConfig, build_model
-from training.windows import InferenceWindows, TrackWindows
+from training.features.augment import augment
+from training.features.windows import InferenceWindows, TrackWindows
+from training.models.cnn import BACKBONE_PREFIXES, ModelConfig, build_model
 
 # Ranks > 0 seed their own streams (augmentation, dropout) this far apart from rank 0's: ranks
 # must not augment alike. Rank 0 draws exactly what a single process draws.
@@ -131,7 +131,7 @@ def fit(
     there exactly as if never stopped, and a config that differs from that run's is refused
     (`ResumeMismatchError`) before anything is written.
     init_state: weights to start from (layers whose shapes differ are left as initialised).
-    world: the processes training together under torchrun (`training.distributed`: each trains on
+    world: the processes training together under torchrun (`training.engine.distributed`: each trains on
     its slice of every global batch of `config.batch_size` windows; gradients are averaged, the
     loss and validation gathered, and only rank 0 writes files or logs). A run resumes with any
     world size; with the size it was saved with, exactly.

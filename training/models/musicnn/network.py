@@ -4,7 +4,7 @@ Pons & Serra, "musicnn: pre-trained convolutional neural networks for music audi
 ISMIR 2019 late-breaking demo. Weights converted once from the TensorFlow checkpoints in the
 musicnn wheel by tools/musicnn_convert/convert.py (provenance: training/pretrained/README.md).
 
-Input: musicnn's own features (`training.musicnn_features`: log10(1 + 10000 * mel), 96 Slaney
+Input: musicnn's own features (`tools/musicnn_convert/reference_features.py`: log10(1 + 10000 * mel), 96 Slaney
 mel bands, 16 kHz, hop 256), *not* the project's dB log-mel. musicnn's TF graph takes
 (batch, 187 frames, 96 bands); these modules take our layout (batch, 96 bands, n_frames) and
 transpose inside. n_frames is 187 (3 s) for MSD_vgg; MSD_musicnn pools over time and accepts
@@ -29,12 +29,21 @@ from torch import nn
 
 from genre_model.errors import ModelError
 from training.errors import ConfigError
+from training.models.musicnn.constants import (
+    EMBEDDING_UNITS,
+    FRONTEND_CHANNELS,
+    MIDEND_FILTERS,
+    N_MELS,
+    N_TAGS,
+    POOLED_FEATURES,
+    TEMPORAL_FILTERS,
+    TF_BN_EPS,
+    TIMBRAL_FILTERS,
+    VGG_FILTERS,
+)
 
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"  # training/pretrained
 PRETRAINED = ("msd_musicnn", "msd_vgg")
-TF_BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default, used by every musicnn layer
-N_MELS = 96
-N_TAGS = 50
 
 
 class MusicnnOutput(NamedTuple):
@@ -94,21 +103,24 @@ class Musicnn(nn.Module):
         # Timbral: 204 (= int(1.6 * 128)) filters 7 frames wide spanning 38 and 67 of 96 bands
         # (int(0.4 * 96), int(0.7 * 96)), 'valid' over bands, time padded by 3 on each side.
         self.timbral = nn.ModuleList(
-            _ConvReluNorm(nn.Conv2d(1, 204, (7, bands)), 204, nn.BatchNorm2d) for bands in (38, 67)
+            _ConvReluNorm(nn.Conv2d(1, TIMBRAL_FILTERS, (7, bands)), TIMBRAL_FILTERS, nn.BatchNorm2d)
+            for bands in (38, 67)
         )
         # Temporal: 51 (= int(1.6 * 32)) filters of 128, 64, 32 frames by 1 band, 'same' padding.
         self.temporal = nn.ModuleList(
-            _ConvReluNorm(nn.Conv2d(1, 51, (frames, 1)), 51, nn.BatchNorm2d) for frames in (128, 64, 32)
+            _ConvReluNorm(nn.Conv2d(1, TEMPORAL_FILTERS, (frames, 1)), TEMPORAL_FILTERS, nn.BatchNorm2d)
+            for frames in (128, 64, 32)
         )
         # Mid-end: TF's conv2d with a [7, all channels] kernel over a (time, channel, 1) image is a
         # 1-D convolution over time with 7 taps; its [3, 3] time padding is Conv1d's padding=3.
         self.midend = nn.ModuleList(
-            _ConvReluNorm(nn.Conv1d(c_in, 64, 7, padding=3), 64, nn.BatchNorm1d) for c_in in (561, 64, 64)
+            _ConvReluNorm(nn.Conv1d(c_in, MIDEND_FILTERS, 7, padding=3), MIDEND_FILTERS, nn.BatchNorm1d)
+            for c_in in (FRONTEND_CHANNELS, MIDEND_FILTERS, MIDEND_FILTERS)
         )
-        self.pool_norm = nn.BatchNorm1d(2 * 753, eps=TF_BN_EPS)
-        self.dense = nn.Linear(2 * 753, 200)
-        self.dense_norm = nn.BatchNorm1d(200, eps=TF_BN_EPS)
-        self.classifier = nn.Linear(200, n_tags)
+        self.pool_norm = nn.BatchNorm1d(POOLED_FEATURES, eps=TF_BN_EPS)
+        self.dense = nn.Linear(POOLED_FEATURES, EMBEDDING_UNITS)
+        self.dense_norm = nn.BatchNorm1d(EMBEDDING_UNITS, eps=TF_BN_EPS)
+        self.classifier = nn.Linear(EMBEDDING_UNITS, n_tags)
         self.dropout = nn.Dropout(0.5)  # musicnn's back-end rate; identity in eval mode
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,7 +184,7 @@ class MusicnnVgg(nn.Module):
 
     POOLS = (((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4)))
 
-    def __init__(self, n_tags: int = N_TAGS, channels: int = 128) -> None:
+    def __init__(self, n_tags: int = N_TAGS, channels: int = VGG_FILTERS) -> None:
         super().__init__()
         self.input_norm = nn.BatchNorm2d(1, eps=TF_BN_EPS)
         self.blocks = nn.ModuleList(

@@ -3,8 +3,8 @@
 `beet genreclass-train` and `benchmarks/learning_curve.py` both run this module, so the
 benchmark measures what users get. How the new model is trained depends on the base model
 (`training_method`): a base that exports its ``embedding`` gets a new logistic-regression head
-on it (`training.retrain_head`: numpy, scikit-learn and onnx, no torch); a CNN/CRNN base is
-fine-tuned with torch from the weights in its `.onnx` (`training.retrain_network`), and
+on it (`training.pipelines.retrain_head`: numpy, scikit-learn and onnx, no torch); a CNN/CRNN base is
+fine-tuned with torch from the weights in its `.onnx` (`training.pipelines.retrain_network`), and
 ``from_scratch`` trains one from random weights. Either way the held-out artists' tracks are
 classified by the new model and by the base model with onnxruntime, windows placed exactly as
 the plugin places them, so the two accuracies printed side by side are comparable.
@@ -25,14 +25,14 @@ import numpy as np
 
 from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features, vote
 from genre_model.classifier import bundled_model_path
-from training.config import TrainConfig
-from training.datasets import Track
+from training.data.genres import select_labels as select_labels  # re-exported: the plugin calls it from here
+from training.data.genres import shared_label_indices
+from training.data.splits import group_holdout
+from training.data.tracks import Track
+from training.engine.config import TrainConfig
 from training.errors import NotEnoughData
-from training.evaluate import metrics_from_probs, plot_confusion, plot_history
-from training.labels import select_labels as select_labels  # re-exported: the plugin calls it from here
-from training.labels import shared_label_indices
-from training.personal_head import HEAD_C
-from training.splits import group_holdout
+from training.evaluation.metrics import metrics_from_probs, plot_confusion, plot_history
+from training.models.personal_head import HEAD_C
 
 # Where torch retraining on a personal library departs from `TrainConfig`'s defaults: the last
 # epoch is kept, since the held-out artists are the test set and never choose an epoch; labels
@@ -93,7 +93,7 @@ class RetrainResult:
 def split_by_artist(
     tracks: Sequence[Track], labels: Sequence[str], valid_fraction: float = 0.2, seed: int = 0
 ) -> tuple[list[Track], list[Track]]:
-    """`training.splits.group_holdout` on a library's tracks, whose groups are album artists."""
+    """`training.data.splits.group_holdout` on a library's tracks, whose groups are album artists."""
     return group_holdout(tracks, valid_fraction, seed, labels)
 
 
@@ -190,7 +190,7 @@ def training_method(base_model: str | os.PathLike[str] | None, from_scratch: boo
     (torch, the base's conv blocks); ``"scratch"`` when asked. Raises `ModelError` for a bad file."""
     if from_scratch:
         return "scratch"
-    from training.personal_head import has_embedding  # numpy and onnxruntime only
+    from training.models.personal_head import has_embedding  # numpy and onnxruntime only
 
     return "head" if has_embedding(base_model or bundled_model_path()) else "fine-tune"
 
@@ -226,11 +226,11 @@ def retrain(
     tmp_model = out_path.with_name(out_path.stem + ".partial.onnx")
     try:
         if method == "head":
-            from training.retrain_head import train_head
+            from training.pipelines.retrain_head import train_head
 
             trained = train_head(train_tracks, valid_tracks, labels, tmp_model, options, base, cache_dir, log)
         else:
-            from training.retrain_network import train_network
+            from training.pipelines.retrain_network import train_network
 
             trained = train_network(train_tracks, valid_tracks, labels, tmp_model, options, base, cache_dir, log)
         comparison = compare_models(Classifier(tmp_model, device="cpu"), base, trained.valid, labels)
@@ -248,7 +248,7 @@ def retrain(
         }
         if "on_shared" in comparison:
             card_metrics["base_model_on_shared_labels"] = comparison["on_shared"] | {"base_model": base.info.model_id}
-        from training.onnx_metadata import update_metrics
+        from training.export.metadata import update_metrics
 
         info = update_metrics(tmp_model, card_metrics, training_fields={"split": split})
         os.replace(tmp_model, out_path)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from genre_model import Classifier, classify_files
-from training.datasets import Track
+from training.data.tracks import Track
 from training.errors import ConfigError, TrainingError
 
 

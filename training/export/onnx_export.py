@@ -19,7 +19,7 @@ import torch
 
 from genre_model import Classifier, FrontendConfig, ModelInfo
 from training.errors import ExportError
-from training.onnx_metadata import set_info, update_metrics
+from training.export.metadata import set_info, update_metrics
 
 __all__ = ["ExportError", "PARITY_TOLERANCE", "export_onnx", "update_metrics"]
 
@@ -62,7 +62,7 @@ def export_onnx(
     tmp = out_path.with_suffix(".tmp.onnx")
     # The TorchScript exporter handles the GRU with a dynamic batch axis in one pass; its
     # deprecation warning is not the user's concern. No constant folding: batch norms stay
-    # separate nodes with their own statistics, so `training.backbone` can read the trained
+    # separate nodes with their own statistics, so `training.export.backbone` can read the trained
     # weights back for fine-tuning (onnxruntime fuses them into the convolutions at load time).
     outputs = ["probabilities", *wrapped.extra_outputs]
     with warnings.catch_warnings():

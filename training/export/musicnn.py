@@ -1,6 +1,6 @@
 """ONNX export of the musicnn ports: patches in, tag probabilities and embedding out.
 
-Plain graphs for experiments and speed probes; unlike `training.export` they carry no project
+Plain graphs for experiments and speed probes; unlike `training.export.onnx_export` they carry no project
 metadata (the musicnn taggers are not genre models of this project's vocabulary).
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from training.musicnn import N_MELS, load_pretrained
-from training.musicnn_features import PATCH_FRAMES
+from training.models.musicnn.constants import N_MELS, PATCH_FRAMES
+from training.models.musicnn.network import load_pretrained
 
 OPSET = 17
 INPUT_NAME = "patches"
@@ -44,7 +44,7 @@ def export_musicnn_onnx(name: str, path: Path) -> Path:
     model = tagger_for_export(load_pretrained(name))
     dummy = torch.zeros(2, N_MELS, PATCH_FRAMES)
     with warnings.catch_warnings():
-        # The TorchScript exporter (as training.export uses) warns that it is deprecated, and the
+        # The TorchScript exporter (as training.export.onnx_export uses) warns that it is deprecated, and the
         # tracer that the input-shape check reads a size; neither changes the exported graph.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
