@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from genre_model import AudioDecodeError, FrontendConfig, log_mel, probe, read_excerpts, track_features
-from genre_model.pipeline import DecoderPool
+from genre_model.decoder_pool import DecoderPool
 
 # Longer tracks are cached as their central excerpt of this many seconds: plenty of windows
 # for training, and a bounded cost per track.
