@@ -175,7 +175,7 @@ class GenreClassPlugin(BeetsPlugin):
             save=self._save_later,
             show_skipped=False,
             show_progress=False,
-            in_library=False,
+            from_command=False,
         )
 
     def _save_later(self, item: Item, needs_tag: bool) -> None:

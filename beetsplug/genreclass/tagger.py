@@ -20,6 +20,7 @@ from genre_model.provenance import CONFIDENCE_FIELD, GENRES_FIELD, MODEL_FIELD, 
 
 from . import tags
 from .progress import Progress, stop_requests
+from .save_queue import SaveQueue
 from .settings import Settings
 from .units import Unit, group_units, user_tagged
 
@@ -88,12 +89,14 @@ class Tagger:
         self.progress = Progress(0, log)
         self.summary: Counter = Counter()  # over every `run`: one import is many runs, one per task
         self.albums: Counter = Counter()
+        self._saves = SaveQueue(background=False)  # each `run` makes its own
 
     def summary_line(self) -> str:
         return summary_line(self.summary, self.albums)
 
-    def _count(self, unit: Unit, outcome: str) -> None:
-        (self.summary if unit.album is None else self.albums)[outcome] += 1
+    def _count(self, unit: Unit, outcome: str | None) -> None:
+        if outcome is not None:
+            (self.summary if unit.album is None else self.albums)[outcome] += 1
 
     def _skip_reason(self, unit: Unit) -> str | None:
         min_confidence = self.settings.min_confidence
@@ -113,20 +116,21 @@ class Tagger:
         save: Save,
         show_skipped: bool,
         show_progress: bool = True,
-        in_library: bool = True,
+        from_command: bool = True,
     ) -> None:
         """Classify `items` (by album or by track, as `settings.source` says) and set their
         fields, adding the outcomes to `summary` and `albums`.
 
-        save: stores each changed item (and writes its tag, as it decides). show_skipped: print each skipped track or album with its reason, not just
-        count it. show_progress: a bar on a terminal (not during an import, whose prompts it
-        would garble). in_library: the items' files are where the library keeps them (not an
-        import's originals, which are never touched), so a copy a killed run left beside one is
-        finished or removed first.
+        save: stores each changed item (and writes its tag, as it decides). show_skipped: print
+        each skipped track or album with its reason, not just count it. show_progress: a bar on
+        a terminal (not during an import, whose prompts it would garble). from_command: a `beet
+        genreclass` run, on the files the library holds (an import stage is given the user's
+        originals, which are never touched): a copy a killed run left beside a file is finished
+        or removed first, and saves run on a thread of their own (`SaveQueue`).
         """
         todo: list[Unit] = []
         for unit in group_units(items, self.settings.source):
-            if in_library and not pretend:
+            if from_command and not pretend:
                 for item in unit.items:  # a run killed mid-write left a copy: finish or undo it first
                     tags.finish_interrupted_write(item)
             reason = None if force else self._skip_reason(unit)
@@ -142,6 +146,7 @@ class Tagger:
         tracks = [(unit, item) for unit in todo for item in unit.items]
         progress = self.progress = Progress(len(tracks) if show_progress else 0, self.log)
         waiting: dict[int, dict[int, Outcome]] = {}  # album unit -> its tracks' outcomes so far
+        saves = self._saves = SaveQueue(background=from_command and not pretend)
         try:
             with stop_requests() as stop:
                 paths = [item.filepath for _, item in tracks]
@@ -156,15 +161,23 @@ class Tagger:
                         if len(gathered) == len(unit.items):
                             del waiting[id(unit)]
                             self._count(unit, self._apply_album(unit, gathered, force, pretend, save))
+                    saves.collect()
                     progress.update(done)
                     if stop.is_set():
                         outcomes.close()  # waits for the decoders in flight, starts no new ones
                         raise KeyboardInterrupt
+                saves.drain()
+                if stop.is_set():  # asked during the last saves: say so, though nothing was left
+                    raise KeyboardInterrupt
         except (GenreModelError, tags.LibraryError) as exc:
             raise ui.UserError(f"genreclass: {exc}; finished tracks are saved") from None
         except KeyboardInterrupt:
             raise ui.UserError("genreclass: interrupted; finished tracks are saved, run again to continue") from None
         finally:
+            try:
+                saves.close()  # the verdicts already shown are saved before the run ends, however it ends
+            except tags.LibraryError as exc:
+                self.log.error("genreclass: {}", exc)
             progress.clear()
             self.summary["decoded"] += len(tracks)
             self.summary["seconds"] += time.monotonic() - progress.started
@@ -207,20 +220,25 @@ class Tagger:
                 tags.store(item)
         return "uncertain"
 
-    def _store(self, item: Item, changed: bool, force: bool, save: Save) -> bool:
+    def _store(self, item: Item, changed: bool, force: bool, save: Save, outcome: str | None) -> None:
         """Save an item whose fields are set, its tag written where it changed (or when forced:
-        the file may lack a tag the database has); False if the tag could not be written, in
-        which case the database keeps its old values (a rerun retries)."""
+        the file may lack a tag the database has), and count it once saved: as `outcome`
+        (None: not counted, as an album's track) or as failed if the tag could not be written,
+        in which case the database keeps its old values (a rerun retries)."""
         genres = "; ".join(item.genres)
-        reason = save(item, changed or force)
-        if reason:
-            self.progress.clear()
-            self.log.error("{}: cannot write tags ({}); it would be {}", item.filepath, reason, genres)
-            return False
-        return True
 
-    def _apply(self, item: Item, outcome: Outcome, force: bool, pretend: bool, save: Save) -> str:
-        """Set one track's fields from its outcome and show it; returns its summary key."""
+        def saved(reason: str | None) -> None:
+            if reason:
+                self.progress.clear()
+                self.log.error("{}: cannot write tags ({}); it would be {}", item.filepath, reason, genres)
+            if reason or outcome:
+                self.summary["failed" if reason else outcome] += 1
+
+        self._saves.put(lambda: save(item, changed or force), saved)
+
+    def _apply(self, item: Item, outcome: Outcome, force: bool, pretend: bool, save: Save) -> str | None:
+        """Set one track's fields from its outcome and show it; returns its summary key (None:
+        counted once it is saved)."""
         if self._failed(item, outcome):
             return "failed"
         prediction = outcome.prediction
@@ -237,9 +255,8 @@ class Tagger:
             item.load()  # pretend changes nothing, not even this object
             return "classified" if changed else "unchanged"
         self._mark(item, prediction, genres)
-        if not self._store(item, changed, force, save):
-            return "failed"
-        return "classified" if changed else "unchanged"
+        self._store(item, changed, force, save, "classified" if changed else "unchanged")
+        return None
 
     def _apply_album(self, unit: Unit, outcomes: dict[int, Outcome], force: bool, pretend: bool, save: Save) -> str:
         """Pool an album's tracks into one verdict and set it on the album and on each of its
@@ -282,9 +299,9 @@ class Tagger:
         for item in targets:
             item.genres = genres
             self._mark(item, prediction, genres)
-            if not self._store(item, changed[item.id], force, save):
-                self.summary["failed"] += 1
+            self._store(item, changed[item.id], force, save, None)
         if set_album:
             self._mark(album, prediction, genres)
-            tags.store(album, inherit=False)  # the tracks are set above, each only if it is a target
+            # After its tracks (one saving thread, in order); they are set above, each only if a target.
+            self._saves.put(lambda: tags.store(album, inherit=False), lambda _: None)
         return outcome
