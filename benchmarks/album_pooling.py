@@ -37,13 +37,13 @@ def track_predictions(data: Any, method: str, placement: str, how: str) -> list[
     """Each predicted track's verdict over its windows, as the plugin votes it."""
     probs, offsets = data[f"{method}_w{placement}_probs"], data[f"{method}_w{placement}_offsets"]
     labels = [str(x) for x in data["labels"]]
-    return [vote(probs[a:b], labels, how) for a, b in zip(offsets[:-1], offsets[1:])]
+    return [vote(probs[a:b], labels, how) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
 def albums(groups: np.ndarray, sources: np.ndarray) -> list[list[int]]:
     """Track indices of each pseudo-album: an Emotify artist's clips; a GTZAN clip alone."""
     by_key: dict[str, list[int]] = defaultdict(list)
-    for i, (g, s) in enumerate(zip(groups, sources)):
+    for i, (g, s) in enumerate(zip(groups, sources, strict=True)):
         by_key[str(g) if s == "emotify" else f"single:{i}"].append(i)
     return list(by_key.values())
 
@@ -132,9 +132,9 @@ def main() -> None:
         per_track = [t.top for t in preds]
         if args.vote == "mean":  # the per-track rows must be musicnn_cv's own figures
             offsets = data[f"{args.method}_w{p}_offsets"]
-            windows = [data[f"{args.method}_w{p}_probs"][a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+            windows = [data[f"{args.method}_w{p}_probs"][a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
             reference = metrics_from_probs(windows, true, labels)["track_accuracy"]
-            if abs(reference - np.mean([a == b for a, b in zip(per_track, true)])) > 1e-12:
+            if abs(reference - np.mean([a == b for a, b in zip(per_track, true, strict=True)])) > 1e-12:
                 raise SystemExit(f"vote disagrees with metrics_from_probs at max_windows {p}")
         for name, tops in (("per track", per_track), ("album-pooled", album_tops(preds, album_list))):
             multi_acc = np.mean([tops[i] == true[i] for i in in_multi])
@@ -154,7 +154,7 @@ def main() -> None:
             f"Emotify albums of {lo}" + (f"-{hi - 1}" if hi - 1 > lo else ""),
             [a for a in emotify_albums if lo <= len(a) < hi],
         )
-        for lo, hi in zip(edges[:-1], edges[1:])
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
     ]
     parts.append(("albums mixing labels", mixed))
     print("\n| tracks in | albums | tracks | " + " | ".join(f"w{p} per track | w{p} pooled" for p in placements) + " |")

@@ -131,7 +131,7 @@ def main() -> None:
         clf.fit(mel_stats(eight.subset(train_idx)), train_w.targets)
         proba = np.zeros((len(valid_t), len(labels)))
         proba[:, clf.classes_] = clf.predict_proba(mel_stats(eight.subset(valid_idx)))
-        for i, p in zip(valid_idx, proba):
+        for i, p in zip(valid_idx, proba, strict=True):
             preds["baseline"][i] = p[None, :]
         timings["baseline"].append(time.time() - t0)
 
@@ -145,12 +145,12 @@ def main() -> None:
             valid_w = eight.subset(valid_idx)
             result = fit(train_w, valid_w, cfg, log=lambda s, a=arch: print(f"  {a} {s}", flush=True))
             device = next(result.model.parameters()).device
-            for i, p in zip(valid_idx, track_probabilities(result.model, valid_w.windows, device)):
+            for i, p in zip(valid_idx, track_probabilities(result.model, valid_w.windows, device), strict=True):
                 preds[arch][i] = p
             # The same model over other placements: what max_windows=8 costs, and what 4 saves.
             for name, windows in placements.items():
                 probs = track_probabilities(result.model, windows.subset(valid_idx).windows, device)
-                preds_other[name][arch].update(zip(valid_idx, probs))
+                preds_other[name][arch].update(zip(valid_idx, probs, strict=True))
             timings[arch].append(result.seconds)
             curves[arch].append(result.history)
 

@@ -116,7 +116,7 @@ class Heads:
 
     def prior(self, emb, y, lam=1.0, c=HEAD_C):
         x = np.concatenate(emb).astype(np.float64)
-        yy = np.concatenate([np.full(len(e), t) for e, t in zip(emb, y)])
+        yy = np.concatenate([np.full(len(e), t) for e, t in zip(emb, y, strict=True)])
         offset = lam * (x @ self.prior_w + self.prior_b)
         w, b = fit_offset_lr(x, yy, offset, self.n, c, balanced(yy, self.n))
         w, b = w + lam * self.prior_w, b + lam * self.prior_b  # one linear layer: base logits + residual
@@ -132,7 +132,7 @@ class Heads:
         """LR on [embedding, base log-probabilities], both standardised, the latter times k."""
         feats = [np.hstack([e, self.base_logp(e)]) if with_embedding else self.base_logp(e) for e in emb]
         x = np.concatenate(feats)
-        yy = np.concatenate([np.full(len(e), t) for e, t in zip(emb, y)])
+        yy = np.concatenate([np.full(len(e), t) for e, t in zip(emb, y, strict=True)])
         fs = np.r_[np.ones(x.shape[1] - self.base_w.shape[1]), np.full(self.base_w.shape[1], k)]
         w, b = fit_offset_lr(x, yy, np.zeros((len(x), self.n)), self.n, c, balanced(yy, self.n), feature_scale=fs)
 
@@ -165,7 +165,7 @@ class Heads:
     def ncm(self, emb, y, scale=10.0):
         """Cosine prototypes: logits = scale * cos(e, class mean of L2-normalised windows)."""
         x = np.concatenate([l2n(e.astype(np.float64)) for e in emb])
-        yy = np.concatenate([np.full(len(e), t) for e, t in zip(emb, y)])
+        yy = np.concatenate([np.full(len(e), t) for e, t in zip(emb, y, strict=True)])
         protos = l2n(np.stack([x[yy == k].mean(axis=0) for k in range(self.n)]))
         return lambda e: softmax(scale * l2n(e.astype(np.float64)) @ protos.T)
 
@@ -193,7 +193,9 @@ class Heads:
 def group_kfold_indices(y, groups):
     from training.data.tracks import Track
 
-    fake = [Track(path=str(i), label=str(t), group=g, source="") for i, (t, g) in enumerate(zip(y, groups))]
+    fake = [
+        Track(path=str(i), label=str(t), group=g, source="") for i, (t, g) in enumerate(zip(y, groups, strict=True))
+    ]
     return group_kfold(fake, 3, seed=0)
 
 
@@ -223,7 +225,7 @@ def main() -> None:
     labels = sorted({t.label for t in tracks})
     embedded, failures = window_embeddings(args.base, [t.path for t in tracks], 8, args.workers, args.cache)
     assert not failures, failures
-    emb = {t.path: e.astype(np.float64) for t, e in zip(tracks, embedded)}
+    emb = {t.path: e.astype(np.float64) for t, e in zip(tracks, embedded, strict=True)}
     base_w, base_b, base_labels = base_output_layer(args.base)
     heads = Heads(len(labels), base_w, base_b, shared_label_indices(labels, base_labels))
     folds = group_kfold(tracks, args.folds, seed=0)
@@ -250,8 +252,8 @@ def main() -> None:
         variants = {k: v for k, v in variants.items() if k in keep or k == f"lr C={HEAD_C}"}
     rows = []
     for fold in range(args.folds):
-        test = [t for t, f in zip(tracks, folds) if f == fold]
-        pool = [t for t, f in zip(tracks, folds) if f != fold]
+        test = [t for t, f in zip(tracks, folds, strict=True) if f == fold]
+        pool = [t for t, f in zip(tracks, folds, strict=True) if f != fold]
         truth = np.array([labels.index(t.label) for t in test])
         for n in sizes:
             for r in range(args.first_draw, args.first_draw + args.draws):

@@ -69,8 +69,8 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
     for fold in range(args.folds):
-        test = [t for t, f in zip(tracks, folds) if f == fold]
-        pool = [t for t, f in zip(tracks, folds) if f != fold]
+        test = [t for t, f in zip(tracks, folds, strict=True) if f == fold]
+        pool = [t for t, f in zip(tracks, folds, strict=True) if f != fold]
         for n in sizes:
             train = sample_per_genre(pool, labels, n, seed=fold)
             for method in args.methods.split(","):

@@ -84,7 +84,7 @@ class Cache(WindowArrays):
         self.data = {k: data[k] for k in data.files}
         self.tracks = [
             Track(str(p), str(lab), str(g), str(s))
-            for p, lab, g, s in zip(data["path"], data["label"], data["group"], data["source"])
+            for p, lab, g, s in zip(data["path"], data["label"], data["group"], data["source"], strict=True)
         ]
         self.labels = sorted({t.label for t in self.tracks})
 
@@ -221,7 +221,7 @@ def main() -> None:
                     source, kind = (frontend, "frontend") if m == "midend-ft" else (cache, "pool")
                     x, owner = source.windows(p, kind, valid_idx)
                     probs = per_track(predict_backend(model, x), owner, len(valid_idx))
-                for i, pr in zip(valid_idx, probs):
+                for i, pr in zip(valid_idx, probs, strict=True):
                     preds[(m, p)][i] = pr
 
     out = Path(args.out)

@@ -121,7 +121,7 @@ def main() -> None:
             for i in range(args.tracks)
         ]
         for job in jobs:
-            for fmt, path in zip(formats, job.result()):
+            for fmt, path in zip(formats, job.result(), strict=True):
                 built[fmt].append(path)
 
     clf = Classifier(args.model, device=args.device)

@@ -259,4 +259,6 @@ class Classifier:
             return []
         probs = self.window_probabilities(np.concatenate(tracks))
         bounds = np.cumsum([0] + [t.shape[0] for t in tracks])
-        return [vote(probs[a:b], self.info.labels, self.vote_method) for a, b in zip(bounds[:-1], bounds[1:])]
+        return [
+            vote(probs[a:b], self.info.labels, self.vote_method) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]

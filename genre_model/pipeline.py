@@ -72,5 +72,5 @@ def _batch_outcomes(
         if isinstance(result, AudioDecodeError):
             yield Outcome(i, path, error=result)
     predictions = classifier.predict([r for _, _, r in decoded])
-    for (i, path, _), prediction in zip(decoded, predictions):
+    for (i, path, _), prediction in zip(decoded, predictions, strict=True):
         yield Outcome(i, path, prediction=prediction)

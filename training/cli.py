@@ -305,7 +305,7 @@ def evaluate(model, data, out_dir, max_windows, workers) -> None:
     tracks = _load_all(data)
     clf = Classifier(model)
     labels = list(clf.info.labels)
-    probs, kept, failed = {}, [], 0
+    probs, failed = {}, 0
     for outcome in classify_files(
         clf, [t.path for t in tracks], max_windows or None, workers if workers == "auto" else int(workers)
     ):

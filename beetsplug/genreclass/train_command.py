@@ -66,7 +66,7 @@ def train_command(plugin, lib, opts, args: list[str]) -> None:
     if opts.install_file:
         install(opts.install_file, plugin)
         return
-    from training.data.genres import read_aliases
+    from training.data.genres import read_aliases, select_labels
     from training.data.tracks import load_beets
     from training.errors import TrainingError
     from training.pipelines import retrain as personal
@@ -93,7 +93,7 @@ def train_command(plugin, lib, opts, args: list[str]) -> None:
         version=version,
     )  # fmt: skip
     try:
-        tracks, labels = personal.select_labels(tracks, vocabulary, opts.min_tracks)
+        tracks, labels = select_labels(tracks, vocabulary, opts.min_tracks)
         train, valid = personal.split_by_artist(tracks, labels, opts.valid_fraction)
         log.info(
             "{}: {}; {} to train, {} held out",

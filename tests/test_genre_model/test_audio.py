@@ -51,7 +51,7 @@ def test_windows_are_read_where_planned(tmp_path):
     starts = window_starts(seconds, FE.window_seconds, 4)
     windows = decode_windows(path, FE, max_windows=4)
     assert windows.shape == (4, FE.window_samples)
-    for start, w in zip(starts, windows):
+    for start, w in zip(starts, windows, strict=True):
         second = np.floor(start) + 1  # the middle of the window falls in this second (roughly)
         expected = 200 + 20 * np.floor(start + FE.window_seconds / 2)
         assert abs(dominant_hz(w[FE.sample_rate : 2 * FE.sample_rate], FE.sample_rate) - expected) <= 20, second

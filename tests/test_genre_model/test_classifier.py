@@ -13,7 +13,7 @@ def test_low_and_high_tones_in_every_format(tiny_model, tones):
     clf = Classifier(tiny_model, device="cpu")
     names = sorted(tones)
     preds = clf.predict([track_features(tones[n], clf.info.frontend, 4) for n in names])
-    for name, pred in zip(names, preds):
+    for name, pred in zip(names, preds, strict=True):
         assert pred.top == ("Low" if name.startswith("low") else "High"), name
         assert pred.confidence > 0.9
         assert pred.n_windows == 4  # 6 s hold six 1 s windows, capped at 4
@@ -25,7 +25,7 @@ def test_batches_across_tracks_give_the_same_answer(tiny_model, tones):
     feats = [track_features(p, TINY_FRONTEND, 5) for p in tones.values()]
     together = Classifier(tiny_model, batch_size=3).predict(feats)
     alone = [Classifier(tiny_model, batch_size=64).predict([f])[0] for f in feats]
-    for a, b in zip(together, alone):
+    for a, b in zip(together, alone, strict=True):
         np.testing.assert_allclose(a.window_probs, b.window_probs, atol=1e-6)
 
 

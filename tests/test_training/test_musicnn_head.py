@@ -12,6 +12,7 @@ import torch
 
 from genre_model import Classifier, ModelInfo
 from genre_model.frontend import musicnn_frontend
+from training.errors import ConfigError
 from training.export.onnx_export import export_onnx
 from training.models.musicnn.heads import (
     BackendConfig,
@@ -112,10 +113,10 @@ def test_recipe_rejects_unknown_keys(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"name": "x", "backend": {"epochs": 3}, "comment": "why"}))
     assert Recipe.read(good).backend == {"epochs": 3}
-    for bad in ({"epoch": 3}, {"backend": {"epoch": 3}}, {"backbone": "msd_vgg"}):
+    for bad in ({"epoch": 3}, {"backend": {"epoch": 3}}, {"backbone": "msd_vgg"}, "[1, 2]", "{not json"):
         path = tmp_path / "bad.json"
-        path.write_text(json.dumps(bad))
-        with pytest.raises(ValueError):
+        path.write_text(bad if isinstance(bad, str) else json.dumps(bad))
+        with pytest.raises(ConfigError):
             Recipe.read(path)
 
 

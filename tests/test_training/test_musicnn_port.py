@@ -79,7 +79,7 @@ def test_unknown_network_name_is_refused() -> None:
 def test_real_patches_match_tensorflow(network, reference) -> None:
     name, model = network
     patches = []
-    for rel, start in zip(reference["real_paths"], reference["real_start_frames"]):
+    for rel, start in zip(reference["real_paths"], reference["real_start_frames"], strict=True):
         log_mel = musicnn_log_mel(load_audio(str(SHARED_DATA / str(rel))))
         patches.append(musicnn_patch(log_mel, int(start)).T)
     patches = np.stack(patches)

@@ -139,7 +139,7 @@ def test_fitted_head_folds_the_standardisation_into_its_weights(n_labels):
     np.testing.assert_allclose(head.window_probabilities(x), reference.predict_proba(x), atol=1e-5)
     # The mean vote over each track's windows.
     verdicts = head.predict(tracks, [f"L{k}" for k in range(n_labels)])
-    assert np.mean([v.top == f"L{t}" for v, t in zip(verdicts, targets)]) > 0.9
+    assert np.mean([v.top == f"L{t}" for v, t in zip(verdicts, targets, strict=True)]) > 0.9
     with pytest.raises(ValueError, match="every label"):
         fit_head(tracks[:1], targets[:1], n_labels)
 

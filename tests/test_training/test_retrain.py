@@ -8,14 +8,15 @@ import torch
 
 from genre_model import Classifier, FrontendConfig, ModelInfo
 from genre_model.classifier import bundled_model_path
-from training.data.genres import shared_label_indices
+from training.data.genres import select_labels, shared_label_indices
 from training.data.tracks import Track, unify_spellings
 from training.engine.config import TrainConfig
 from training.engine.loop import model_config
+from training.errors import NotEnoughData
 from training.export.backbone import BackboneError, read_backbone, transplant_head
 from training.export.onnx_export import export_onnx
 from training.models.cnn import CNN, CRNN
-from training.pipelines.retrain import NotEnoughData, select_labels, split_by_artist
+from training.pipelines.retrain import split_by_artist
 
 
 @pytest.mark.parametrize("arch", ["cnn", "crnn"])

@@ -23,9 +23,9 @@ def test_group_kfold_keeps_groups_whole_and_spreads_labels():
     tracks = make_tracks()
     folds = group_kfold(tracks, 3, seed=1)
     for g in {t.group for t in tracks}:
-        assert len({f for t, f in zip(tracks, folds) if t.group == g}) == 1
+        assert len({f for t, f in zip(tracks, folds, strict=True) if t.group == g}) == 1
     for f in range(3):
-        labels = [t.label for t, fold in zip(tracks, folds) if fold == f]
+        labels = [t.label for t, fold in zip(tracks, folds, strict=True) if fold == f]
         assert sorted(set(labels)) == ["A", "B", "C"]
 
 

@@ -73,9 +73,9 @@ def group_holdout(
     k = max(2, round(1 / max(valid_fraction, 1 / len(groups))))
     folds = group_kfold(tracks, k, seed)
     for held in range(k):
-        train = [t for t, f in zip(tracks, folds) if f != held]
+        train = [t for t, f in zip(tracks, folds, strict=True) if f != held]
         if set(labels) <= {t.label for t in train}:
-            return train, [t for t, f in zip(tracks, folds) if f == held]
+            return train, [t for t, f in zip(tracks, folds, strict=True) if f == held]
     single = [lab for lab in labels if len({t.group for t in tracks if t.label == lab}) < 2]
     raise NotEnoughData(
         "every way of holding out artists leaves a genre without training tracks; "
@@ -93,7 +93,7 @@ def pool_cv_folds(tracks: Sequence[Track], k: int, seed: int = 0) -> list[int | 
     """
     folds: list[int | None] = [None] * len(tracks)
     grouped = [i for i, t in enumerate(tracks) if not t.group.startswith("gtzan-")]
-    for i, f in zip(grouped, group_kfold([tracks[i] for i in grouped], k, seed)):
+    for i, f in zip(grouped, group_kfold([tracks[i] for i in grouped], k, seed), strict=True):
         folds[i] = f
     per_label: Counter = Counter()
     for i, t in enumerate(tracks):

@@ -88,7 +88,7 @@ def _fma_columns(reader) -> list[str]:
     top, sub = next(reader), next(reader)
     next(reader)
     names, current = [], ""
-    for t, s in zip(top, sub):
+    for t, s in zip(top, sub, strict=True):
         current = t or current
         names.append(f"{current}.{s}" if s else "track_id")
     return names

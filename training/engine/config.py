@@ -124,13 +124,7 @@ class TrainConfig:
     def read(cls, path: str | os.PathLike[str]) -> TrainConfig:
         """Read a recipe file: a JSON object of `TrainConfig` keys, and an optional ``comment``
         (and ``run``, which a run's saved ``config.json`` adds: its world size and backend)."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read the recipe {path}: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a recipe is a JSON object of settings")
-        data.pop("comment", None)
+        data = read_recipe_file(path)
         data.pop("run", None)  # how a saved run executed (world size, backend): not a setting
         return cls.from_dict(data, str(path))
 
@@ -155,6 +149,19 @@ class TrainConfig:
         return sorted(
             k for k in mine.keys() | theirs.keys() if k not in ENVIRONMENT_KEYS and mine.get(k) != theirs.get(k)
         )
+
+
+def read_recipe_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A recipe file's settings: its JSON object without the ``comment``. Raises `ConfigError`
+    for a file that cannot be read or is not a JSON object (one line, never a traceback)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the recipe {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe is a JSON object of settings")
+    data.pop("comment", None)
+    return data
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

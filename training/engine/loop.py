@@ -89,7 +89,7 @@ def track_probabilities(
     """Per-track window probabilities: each track's windows (n_windows, n_mels, n_frames) -> (n_windows, n_labels)."""
     probs = predict_windows(model, np.concatenate(windows), device)
     bounds = np.cumsum([0] + [len(w) for w in windows])
-    return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def validation_record(probs: list[np.ndarray], valid: InferenceWindows) -> dict[str, float]:
@@ -97,10 +97,12 @@ def validation_record(probs: list[np.ndarray], valid: InferenceWindows) -> dict[
     verdicts = [vote(p, valid.labels) for p in probs]
     truth = [valid.labels[t] for t in valid.targets]
     return {
-        "valid_loss": float(np.mean([-np.log(dict(v.genres)[label] + 1e-9) for v, label in zip(verdicts, truth)])),
-        "valid_track_accuracy": float(np.mean([v.top == label for v, label in zip(verdicts, truth)])),
+        "valid_loss": float(
+            np.mean([-np.log(dict(v.genres)[label] + 1e-9) for v, label in zip(verdicts, truth, strict=True)])
+        ),
+        "valid_track_accuracy": float(np.mean([v.top == label for v, label in zip(verdicts, truth, strict=True)])),
         "valid_window_accuracy": float(
-            np.mean(np.concatenate([p.argmax(1) == t for p, t in zip(probs, valid.targets)]))
+            np.mean(np.concatenate([p.argmax(1) == t for p, t in zip(probs, valid.targets, strict=True)]))
         ),
     }
 

@@ -40,7 +40,7 @@ def track_metrics(
         if n
         else [np.zeros(len(labels))] * 4
     )
-    present = [label for label, k in zip(labels, support) if k > 0]
+    present = [label for label, k in zip(labels, support, strict=True) if k > 0]
     _, balanced, macro_f1, _ = (
         precision_recall_fscore_support(true, predicted, labels=present, average="macro", zero_division=0)
         if present

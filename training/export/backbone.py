@@ -76,11 +76,11 @@ def read_backbone(path: str | os.PathLike[str]) -> tuple[ModelInfo, ModelConfig,
             raise BackboneError(f"{path}: weight {name!r} has shape {tuple(value.shape)}, expected {tuple(like.shape)}")
         return value
 
-    for module, node in zip(convs, conv_nodes):
+    for module, node in zip(convs, conv_nodes, strict=True):
         module.weight.data = tensor(node.input[1], module.weight)
-    for module, node in zip(norms, norm_nodes):
+    for module, node in zip(norms, norm_nodes, strict=True):
         # BatchNormalization inputs: X, scale, B, input_mean, input_var
-        for attr, name in zip(("weight", "bias", "running_mean", "running_var"), node.input[1:5]):
+        for attr, name in zip(("weight", "bias", "running_mean", "running_var"), node.input[1:5], strict=True):
             getattr(module, attr).data = tensor(name, getattr(module, attr))
     state = {
         k: v

@@ -123,7 +123,7 @@ class FeatureCache:
 
         Returns {path: reason} for files that could not be decoded; the rest are cached.
         """
-        todo = [(i, p) for i, (p, d) in enumerate(zip(paths, digests)) if not self.path_for(d).exists()]
+        todo = [(i, p) for i, (p, d) in enumerate(zip(paths, digests, strict=True)) if not self.path_for(d).exists()]
         failures: dict[str, str] = {}
         # The same crash-tolerant pool as inference: a decoder that dies costs one file, not the run.
         with DecoderPool(workers) as pool:

@@ -8,6 +8,7 @@ track, its windows under one placement (`genre_model.window_starts`: every whole
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -57,10 +58,12 @@ def backbone_outputs(
 ) -> tuple[list[np.ndarray | None], dict[str, str]]:
     """`OUTPUTS[output]` of `backbone` on each file's windows, (n_windows_i, ...), None for files
     that could not be decoded; and {path: reason} for those. Cached under
-    ``cache_dir/<folder>-<front end hash>-<placement>/<content hash>.npy``."""
+    ``cache_dir/<folder>-<weights hash>-<front end hash>-<placement>/<content hash>.npy``: other
+    weights (a converted backbone redone, a fine-tuned one) never read another's features."""
     spec = OUTPUTS[output]
     frontend = musicnn_frontend()
-    folder = Path(cache_dir) / f"{spec.folder}-{frontend_digest(frontend)}-{max_windows or 'all'}"
+    key = f"{spec.folder}-{weights_digest(backbone)}-{frontend_digest(frontend)}-{max_windows or 'all'}"
+    folder = Path(cache_dir) / key
     session = None  # exported and loaded only when a file is not cached yet
 
     def compute(windows: np.ndarray) -> np.ndarray:
@@ -72,6 +75,15 @@ def backbone_outputs(
     return cached_window_outputs(
         paths, folder, frontend, max_windows, compute, workers, what="backbone features", log=log, dtype=spec.dtype
     )
+
+
+def weights_digest(network: torch.nn.Module) -> str:
+    """12 hex digits of SHA-256 over a network's parameters and buffers (names, shapes, values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 class _Output(torch.nn.Module):

@@ -123,7 +123,7 @@ def inference_windows(
     )  # fmt: skip
     for path, reason in failures.items():
         log(f"skipped {path}: {reason}")
-    kept = [(t, w) for t, w in zip(tracks, found) if w is not None]
+    kept = [(t, w) for t, w in zip(tracks, found, strict=True) if w is not None]
     return InferenceWindows([t for t, _ in kept], list(labels), [w for _, w in kept]), failures
 
 

@@ -81,7 +81,7 @@ class CNN(nn.Module):
         self.config = config
         self.frontend = _Frontend(config.n_mels)
         chans = (1, *config.channels)
-        self.blocks = nn.Sequential(*[_conv_block(a, b, (2, 2)) for a, b in zip(chans[:-1], chans[1:])])
+        self.blocks = nn.Sequential(*[_conv_block(a, b, (2, 2)) for a, b in zip(chans[:-1], chans[1:], strict=True)])
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * chans[-1], config.n_labels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +101,9 @@ class CRNN(nn.Module):
         n_blocks = len(config.channels)
         # Halve time in the first two blocks only: ~n_frames/4 steps remain for the GRU.
         pools = [(2, 2) if i < 2 else (2, 1) for i in range(n_blocks)]
-        self.blocks = nn.Sequential(*[_conv_block(a, b, p) for a, b, p in zip(chans[:-1], chans[1:], pools)])
+        self.blocks = nn.Sequential(
+            *[_conv_block(a, b, p) for a, b, p in zip(chans[:-1], chans[1:], pools, strict=True)]
+        )
         self.gru = nn.GRU(chans[-1], config.gru_hidden, batch_first=True, bidirectional=True)
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * config.gru_hidden, config.n_labels))
 

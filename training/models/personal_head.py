@@ -125,7 +125,7 @@ def fit_head(
     from sklearn.preprocessing import StandardScaler
 
     x = np.concatenate([np.asarray(e, dtype=np.float64) for e in embeddings])
-    y = np.concatenate([np.full(len(e), t, dtype=np.int64) for e, t in zip(embeddings, targets)])
+    y = np.concatenate([np.full(len(e), t, dtype=np.int64) for e, t in zip(embeddings, targets, strict=True)])
     absent = sorted(set(range(n_labels)) - set(y.tolist()))
     if n_labels < 2 or absent:
         raise ValueError(

@@ -10,12 +10,10 @@ backbone + head as one self-describing `.onnx`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +22,7 @@ from genre_model import ModelInfo, track_features
 from genre_model.frontend import musicnn_frontend
 from genre_model.model_file import version_stamp
 from training.data.tracks import Track
+from training.engine.config import read_recipe_file
 from training.errors import ConfigError
 
 
@@ -41,8 +40,8 @@ class Recipe:
         """Read a recipe; unknown keys raise `ConfigError` (a typo must not fall back to a default)."""
         from training.models.musicnn.heads import BackendConfig
 
-        data = json.loads(Path(path).read_text())
-        known = {f.name for f in dataclasses.fields(cls)} | {"comment"}
+        data = read_recipe_file(path)
+        known = {f.name for f in dataclasses.fields(cls)}
         if set(data) - known:
             raise ConfigError(f"{path}: unknown recipe keys {sorted(set(data) - known)}")
         backend = data.get("backend", {})
@@ -51,7 +50,6 @@ class Recipe:
             raise ConfigError(f"{path}: unknown backend keys {sorted(unknown)}")
         if data.get("backbone", "msd_musicnn") != "msd_musicnn":
             raise ConfigError(f"{path}: only the msd_musicnn backbone has a genre head, got {data['backbone']!r}")
-        data.pop("comment", None)
         return cls(**data)
 
 
@@ -83,7 +81,7 @@ def build(
     per_track, failures = backbone_outputs([t.path for t in tracks], backbone, output, cache_dir, None, workers, log)
     for path, reason in failures.items():
         log(f"skipped {path}: {reason}")
-    kept = [(t, p) for t, p in zip(tracks, per_track) if p is not None]
+    kept = [(t, p) for t, p in zip(tracks, per_track, strict=True) if p is not None]
     x = np.concatenate([p for _, p in kept])
     y = np.concatenate([np.full(len(p), labels.index(t.label)) for t, p in kept])
     tuned = "the mid-end and back end" if config.tune_midend else "the back end"

@@ -25,7 +25,6 @@ import numpy as np
 
 from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features, vote
 from genre_model.classifier import bundled_model_path
-from training.data.genres import select_labels as select_labels  # re-exported: the plugin calls it from here
 from training.data.genres import shared_label_indices
 from training.data.splits import group_holdout
 from training.data.tracks import Track
@@ -157,13 +156,13 @@ def compare_models(
     pick = [k for k, target in enumerate(truth) if target in shared]
     result: dict[str, Any] = {"new": metrics, "shared_labels": [labels[i] for i in sorted(shared)], "skipped": skipped}
     if pick:
-        new_cols, base_cols = (list(c) for c in zip(*sorted(shared.items())))
+        new_cols, base_cols = (list(c) for c in zip(*sorted(shared.items()), strict=True))
 
         def accuracy(votes: list[np.ndarray], cols: list[int] | None) -> float:
             """Share of `pick` right; a vote (n_labels,) is read among `cols` (None: all, new order)."""
             hits = [
                 (int(v.argmax()) if cols is None else new_cols[int(v[cols].argmax())]) == truth[k]
-                for v, k in zip(votes, pick)
+                for v, k in zip(votes, pick, strict=True)
             ]
             return float(np.mean(hits))
 

@@ -18,9 +18,10 @@ from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features
 from genre_model.model_file import version_stamp
 from training.data.splits import check_disjoint
 from training.data.tracks import Track
+from training.errors import NotEnoughData
 from training.features.cache import file_digest
 from training.models.personal_head import append_head, fit_head, window_embeddings
-from training.pipelines.retrain import NotEnoughData, RetrainOptions, Trained
+from training.pipelines.retrain import RetrainOptions, Trained
 
 # Held-out tracks whose real windows check the written file against the numpy head.
 PARITY_TRACKS = 4
@@ -50,7 +51,7 @@ def train_head(
     )  # fmt: skip
     for path, reason in failures.items():
         log(f"skipped {path}: {reason}")
-    kept = [(t, e) for t, e in zip(train_tracks, embedded) if e is not None]
+    kept = [(t, e) for t, e in zip(train_tracks, embedded, strict=True) if e is not None]
     missing = sorted(set(labels) - {t.label for t, _ in kept})
     if missing:
         raise NotEnoughData(f"no decodable training track left for {', '.join(missing)}")

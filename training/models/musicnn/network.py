@@ -200,7 +200,7 @@ class MusicnnVgg(nn.Module):
     def forward(self, x: torch.Tensor) -> VggOutput:
         """x: (batch, 96 bands, 187 frames) musicnn log-mel patches -> `VggOutput`."""
         x = self.input_norm(_to_image(x))  # (B, 1, 187, 96)
-        for i, (block, pool) in enumerate(zip(self.blocks, self.pools)):
+        for i, (block, pool) in enumerate(zip(self.blocks, self.pools, strict=True)):
             # (B, 128, T, F): 187x96 -> 92x48 -> 46x24 -> 23x12 -> 11x6 -> 2x1
             x = pool(block(self.block_dropout(x) if i else x))
         # TF flattens NHWC: (B, 2, 1, 128) in (time, band, channel) order.
@@ -242,8 +242,3 @@ def load_pretrained(name: str) -> Musicnn | MusicnnVgg:
     if missing or unexpected:
         raise ModelError(f"{path}: tensors missing {missing}, unexpected {unexpected}")
     return model.eval()
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (batch-norm moving statistics excluded)."""
-    return sum(p.numel() for p in model.parameters())
