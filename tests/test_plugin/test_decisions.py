@@ -75,8 +75,8 @@ def test_why_a_track_is_skipped(state, reason):
 
 
 @pytest.fixture
-def lib() -> Library:
-    library = Library(":memory:")
+def lib(tmp_path) -> Library:
+    library = Library(str(tmp_path / "library.db"))  # beets backs a database up beside it before migrating
     yield library
     library._close()
 
