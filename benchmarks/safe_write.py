@@ -116,14 +116,18 @@ def build_fixtures(folder: Path) -> list[Case]:
     return sorted(cases, key=lambda c: (c.fixture.suffix != ".mp3", "no padding" in c.name))
 
 
-def fresh_copy(fixture: Path, work: Path) -> None:
-    """`fixture` copied to `work` and flushed: the timed write starts hot in cache, with nothing dirty."""
-    shutil.copyfile(fixture, work)
-    fd = os.open(work, os.O_RDONLY)
+def fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fresh_copy(fixture: Path, work: Path) -> None:
+    """`fixture` copied to `work` and flushed: the timed write starts hot in cache, with nothing dirty."""
+    shutil.copyfile(fixture, work)
+    fsync(work)
 
 
 def write_in_place(path: Path, genre: str) -> None:
@@ -134,11 +138,7 @@ def write_in_place(path: Path, genre: str) -> None:
 
 def write_in_place_fsync(path: Path, genre: str) -> None:
     write_in_place(path, genre)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync(path)
 
 
 def write_safe(path: Path, genre: str) -> None:
