@@ -7,48 +7,35 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from pathlib import Path
 
 import click
 
-from genre_model import FrontendConfig, ModelError, ModelInfo
+from genre_model import FrontendConfig, ModelInfo
 from genre_model.model_file import version_stamp
-from training.data.genres import select_labels
-from training.data.splits import check_disjoint, group_holdout
-from training.data.tracks import Track, load_data
+from training.data.tracks import Track, load_all
 from training.engine.config import TrainConfig, parse_assignment
-from training.errors import ConfigError, DatasetError, NotEnoughData, SplitLeakError, TrainingError
-from training.features.cache import FeatureCache, file_digest
-from training.features.windows import inference_windows, prepare
+from training.errors import (
+    ConfigError,
+    DatasetError,
+    NotEnoughData,
+    ResumeMismatchError,
+    SplitLeakError,
+    TrainingError,
+)
+from training.evaluation.metrics import card_metrics
+from training.pipelines.fit import fit_and_export, peak_rss_mb
 
 
 def _load_all(specs: tuple[str, ...], echo=click.echo) -> list[Track]:
-    tracks = []
-    for spec in specs:
-        try:
-            found = load_data(spec)
-        except DatasetError as exc:
-            raise click.UsageError(str(exc)) from None
-        echo(f"{spec}: {len(found)} tracks")
-        tracks += found
-    if not tracks:
-        raise click.UsageError("no labelled tracks in the given data")
-    return tracks
+    try:
+        return load_all(specs, echo)
+    except DatasetError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
-# The evaluation figures a model file carries in its metadata (the full metrics stay in metrics.json).
-_CARD_KEYS = ("protocol", "track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "per_source")
-
-
-def _card_metrics(metrics: dict) -> dict:
-    return {k: metrics[k] for k in _CARD_KEYS if k in metrics}
-
-
-def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# Errors that a command's data or settings caused: shown with its usage (exit status 2).
+_USAGE_ERRORS = (ConfigError, DatasetError, NotEnoughData, SplitLeakError)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -126,121 +113,14 @@ def fit(data, out_dir, recipe, assignments, init, workers, cache, resume, cv_rep
         world = world_from_env()  # torchrun's processes, or this one alone
         device = resolve_device(config.device)  # an unusable device fails now, not after the features
         with process_group(world, device.type) as world:
-            _fit(config, data, Path(out_dir), init, workers, cache, resume, cv_report, world)
+            try:
+                fit_and_export(config, data, Path(out_dir), init, workers, cache, resume, cv_report, world, click.echo)
+            except ResumeMismatchError:
+                raise  # the run in OUT, not the arguments: exit status 1 below
+            except _USAGE_ERRORS as exc:
+                raise click.UsageError(str(exc)) from None
     except TrainingError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def _quiet(*args, **kwargs) -> None:
-    """click.echo for ranks other than 0."""
-
-
-def _fit(config: TrainConfig, data, out: Path, init, workers: int, cache, resume: bool, cv_report, world) -> None:
-    import torch
-
-    from training.engine.checkpoint import load_checkpoint
-    from training.engine.distributed import barrier
-    from training.engine.loop import fit as run_fit
-    from training.engine.loop import track_probabilities
-    from training.evaluation.metrics import metrics_from_probs, plot_history, write_metrics
-    from training.export.onnx_export import export_onnx
-
-    started = time.time()
-    echo = click.echo if world.is_main else _quiet  # rank 0 speaks for all
-    echo(
-        f"training on {world.size} processes (torchrun, backend {world.backend})"
-        if world.distributed
-        else "training on 1 process (start it with torchrun to train on several)"
-    )
-    tracks = _load_all(data, echo)
-    counts = Counter(t.label for t in tracks)
-    try:
-        tracks, labels = select_labels(tracks, None, config.min_tracks, drop_rare=False)
-    except NotEnoughData as exc:
-        raise click.UsageError(str(exc)) from None
-    if config.valid_fraction > 0:
-        train_t, valid_t = group_holdout(tracks, config.valid_fraction, config.seed)
-    else:
-        train_t, valid_t = tracks, []
-    digests: dict[str, str] = {}
-    try:
-        check_disjoint(
-            train_t, valid_t, lambda p: digests[p] if p in digests else digests.setdefault(p, file_digest(p))
-        )
-    except SplitLeakError as exc:
-        raise click.UsageError(f"refusing a leaky split: {exc}") from None
-    echo(f"labels: {', '.join(f'{label} {counts[label]}' for label in labels)}")
-    echo(f"split: {len(train_t)} train, {len(valid_t)} valid tracks")
-    fcache = FeatureCache(cache or out.parent / "feature-cache", FrontendConfig())
-    if world.distributed:  # each rank computes its share of the features, then all read them all
-        prepare(world.shard(train_t), labels, fcache, digests, workers, echo)
-        inference_windows(world.shard(valid_t), labels, fcache, digests, config.eval_windows, workers, echo)
-        barrier(world)
-    train_w, _ = prepare(train_t, labels, fcache, digests, workers, echo)
-    valid_w = None
-    if valid_t:
-        valid_w = inference_windows(valid_t, labels, fcache, digests, config.eval_windows, workers, echo)[0]
-    if config.distill_weight > 0:
-        if not config.teacher:
-            raise click.UsageError("distill_weight > 0 needs a teacher model: --set teacher=MODEL.onnx")
-        from training.engine.distill import teacher_probabilities
-
-        echo(f"distillation: weight {config.distill_weight}, teacher {config.teacher}")
-        try:  # every process computes the same targets: the teacher's share of the time is small
-            train_w.teacher_probs = teacher_probabilities(
-                train_w.tracks, labels, config.teacher, workers=workers, log=echo
-            )
-        except (ConfigError, ModelError) as exc:
-            raise click.UsageError(str(exc)) from None
-    init_state = load_checkpoint(init)[1]["state_dict"] if init else None
-    result = run_fit(train_w, valid_w, config, out, log=echo, init_state=init_state, resume=resume, world=world)
-    if not world.is_main:
-        return  # rank 0 writes the plots, metrics and the exported model
-    plot_history(result.history, out / "learning_curves.png")
-    device_t = next(result.model.parameters()).device
-    metrics: dict = {}
-    if valid_w is not None:
-        probs = track_probabilities(result.model, valid_w.windows, device_t)
-        metrics = metrics_from_probs(
-            probs, [t.label for t in valid_w.tracks], labels, [t.source for t in valid_w.tracks]
-        )
-        write_metrics(metrics, out, title=f"{config.arch}, validation")
-        click.echo(
-            f"validation: track accuracy {metrics['track_accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}"
-        )
-    if cv_report:
-        report = json.loads(Path(cv_report).read_text())
-        if config.arch not in report.get("methods", {}):
-            raise click.UsageError(f"{cv_report} has no results for arch {config.arch}")
-        cv = report["methods"][config.arch]
-        metrics = {"protocol": f"{report['folds']}-fold group cross-validation, {report['epochs']} epochs"}
-        metrics |= _card_metrics(cv)
-    parity = train_w.parity_windows(16)
-    with torch.no_grad():
-        torch.save({"windows": torch.from_numpy(parity)}, out / "parity_windows.pt")
-    info = ModelInfo(
-        name=config.name,
-        version=version_stamp(),
-        labels=tuple(labels),
-        frontend=fcache.frontend,
-        training={
-            "arch": config.arch,
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "n_train_tracks": len(train_w),
-            "n_valid_tracks": len(valid_w) if valid_w is not None else 0,
-            "label_counts": dict(counts),
-            "sources": sorted({t.source for t in tracks}),
-            "config": config.to_dict(),
-        },
-        metrics=_card_metrics(metrics),
-    )
-    parity_result = export_onnx(result.model, info, out / "model.onnx", parity)
-    summary = {"seconds": time.time() - started, "peak_rss_mb": _peak_rss_mb(), "parity": parity_result}
-    (out / "run.json").write_text(json.dumps(summary, indent=1))
-    click.echo(
-        f"wrote {out / 'model.onnx'} ({summary['seconds']:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MB, parity {parity_result['max_abs_diff']:.1e})"
-    )
 
 
 @main.command("head")
@@ -276,13 +156,13 @@ def head(data, recipe_path, out_file, cache, cv_report, cv_row, workers) -> None
         if cv_row not in report.get("rows", {}):
             raise click.UsageError(f"{cv_report} has no row {cv_row!r}; it has {sorted(report.get('rows', {}))}")
         metrics = {"protocol": f"{report['folds']}-fold group cross-validation ({cv_row})"}
-        metrics |= _card_metrics(report["rows"][cv_row])
+        metrics |= card_metrics(report["rows"][cv_row])
     try:
         parity = build(recipe, tracks, out_file, cache, metrics, workers, click.echo)
     except TrainingError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
-        f"wrote {out_file} ({time.time() - started:.0f} s, peak RSS {_peak_rss_mb():.0f} MB, "
+        f"wrote {out_file} ({time.time() - started:.0f} s, peak RSS {peak_rss_mb():.0f} MB, "
         f"parity {parity['max_abs_diff']:.1e})"
     )
 
@@ -360,7 +240,7 @@ def export(checkpoint, out_file, name, version) -> None:
             labels=tuple(ck["labels"]),
             frontend=FrontendConfig.from_dict(ck["frontend"]),
             training={**ck.get("training_data", {}), "arch": ck["model_config"]["arch"], "config": ck["train_config"]},
-            metrics=_card_metrics(metrics),
+            metrics=card_metrics(metrics),
         )
         result = export_onnx(model, info, out_file, windows)
     except TrainingError as exc:

@@ -11,7 +11,7 @@ import csv
 import dataclasses
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from genre_model.provenance import learnable
@@ -249,3 +249,16 @@ def load_data(spec: str) -> list[Track]:
     if os.path.isdir(spec):
         return load_folder(spec)
     raise DatasetError(f"{spec}: not a folder, manifest .csv, gtzan:PATH or fma:AUDIO_DIR:TRACKS_CSV")
+
+
+def load_all(specs: Sequence[str], echo: Callable[[str], None]) -> list[Track]:
+    """Every labelled track of the DATA specs (`load_data`), saying how many each gave; raises
+    `DatasetError` when there is none."""
+    tracks = []
+    for spec in specs:
+        found = load_data(spec)
+        echo(f"{spec}: {len(found)} tracks")
+        tracks += found
+    if not tracks:
+        raise DatasetError("no labelled tracks in the given data")
+    return tracks

@@ -15,6 +15,14 @@ import numpy as np
 
 from genre_model import vote
 
+# The evaluation figures a model file carries in its metadata (the full metrics stay in metrics.json).
+CARD_KEYS = ("protocol", "track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "per_source")
+
+
+def card_metrics(metrics: dict) -> dict:
+    """The figures of `metrics` that go into a model file's card."""
+    return {k: metrics[k] for k in CARD_KEYS if k in metrics}
+
 
 def track_metrics(
     true: Sequence[str],
