@@ -46,12 +46,17 @@ def skip_reason(item: Item, model_id: str, min_confidence: float) -> str | None:
     if origin is Origin.UNRECORDED:
         return f"classified by an earlier genreclass that did not record its genres ({'; '.join(item.genres)})"
     if item.get(MODEL_FIELD) == model_id:
-        if item.get("genres"):
-            return f"already classified by {model_id}"
         confidence = float(item.get(CONFIDENCE_FIELD) or 0.0)
         if confidence < min_confidence:  # found uncertain before, and the threshold is no lower now
             return f"uncertain last time ({confidence:.3f} < min_confidence {min_confidence:g})"
+        if item.get("genres"):
+            return f"already classified by {model_id}"
     return None
+
+
+def corrected(item: Item) -> bool:
+    """The user changed (or removed) genres that genreclass wrote."""
+    return bool(item.get(MODEL_FIELD)) and genres_origin(item) in (Origin.USER, Origin.CLEARED)
 
 
 def summary_line(tracks: Counter, albums: Counter | None = None) -> str:
@@ -141,6 +146,8 @@ class Tagger:
             name = label(unit.items[0]) if unit.album is None else format(unit.album)
             if show_skipped:
                 ui.print_(f"{name}\n  skipped: {reason}")
+            elif unit.album is None and corrected(unit.items[0]):  # a correction is always said
+                ui.print_(f"{name}: keeps {'; '.join(unit.items[0].genres) or 'no genres'}: {reason}")
             else:
                 self.log.debug("skipping {}: {}", name, reason)
         tracks = [(unit, item) for unit in todo for item in unit.items]
@@ -214,9 +221,10 @@ class Tagger:
     def _uncertain(self, name: str, items: list[Item], prediction: TrackPrediction, ranked: str, pretend: bool) -> str:
         self._print(f"{name}\n  uncertain: no genre reaches min_confidence {self.settings.min_confidence:g} ({ranked})")
         for item in items:
-            if not pretend and not item.get("genres"):
-                # Recorded so that reruns skip it, unless forced or the threshold is lowered.
-                self._mark(item, prediction, [])
+            if not pretend and not user_tagged(item):
+                # Recorded so that reruns skip it, unless forced or the threshold is lowered. Genres
+                # an earlier verdict wrote stay (and stay genreclass's); the user's are not marked.
+                self._mark(item, prediction, list(item.get("genres") or []))
                 tags.store(item)
         return "uncertain"
 

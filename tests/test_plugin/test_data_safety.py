@@ -310,3 +310,24 @@ def test_genres_corrected_by_hand_are_kept_shown_and_learnt_from(tmp_path, tiny_
     tracks, left_out = load_beets(Library(beets.config["library"]))
     assert [Path(t.path).name for t in tracks] == ["2.flac"] and left_out["genres set by genreclass"] == 2
     assert not learnable({"genres": ["Deep"], "genreclass_model": "tiny@1"})  # from before the record existed
+
+
+def test_a_corrected_single_track_is_named_and_an_uncertain_verdict_is_not_retried(tmp_path, tiny_model):
+    beets = Beets(tmp_path, tiny_model)
+    write_tone(beets.music / "a.flac", 200.0, seconds=5.0)
+    write_tone(beets.music / "b.flac", 1500.0, seconds=5.0)  # the tiny models' 0.9998, not 1.0
+    beets.run("import", "-A", "-s", "-q", str(beets.music))
+    beets.run("genreclass", "-w")
+    beets.run("modify", "-y", "-w", "path::a.flac", "genres=Rap")
+    # A newer model that is sure of nothing: genreclass's own genres stay, and reruns skip it.
+    unsure = build_tiny_model(tmp_path / "unsure.onnx", labels=("Deep", "Bright"), version="2")
+    beets.config["genreclass"].update({"model": str(unsure), "min_confidence": 0.9999})
+    beets.write_config()
+    first = beets.run("genreclass", "-w")
+    kept = [line for line in first.stdout.splitlines() if "keeps Rap" in line]
+    assert len(kept) == 1 and "changed by hand (Rap; genreclass wrote Low)" in kept[0], first.stdout
+    assert "1 uncertain" in first.stdout
+    again = beets.run("genreclass", "-w")
+    assert "0 classified, 0 unchanged, 0 uncertain, 2 skipped" in again.stdout, again.stdout  # b: uncertain last time
+    assert beets.field("genres") == {"a.flac": "Rap", "b.flac": "Low"}
+    assert beets.field("genreclass_model")["b.flac"] == "tiny@2"

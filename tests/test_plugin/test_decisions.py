@@ -63,7 +63,9 @@ def test_whose_genres_a_track_carries(state, origin):
         (fields([], "tiny@1", ["Hip-Hop"]), "its genres were removed by hand (genreclass wrote Hip-Hop)"),
         (fields(["Rock"], "tiny@1"), "classified by an earlier genreclass that did not record its genres (Rock)"),
         (fields(["Rock"], "tiny@1", ["Rock"]), None),  # another model's verdict: a new model judges again
-        (fields(["Rock"], MODEL, ["Rock"]), f"already classified by {MODEL}"),
+        (fields(["Rock"], MODEL, ["Rock"], confidence=0.8), f"already classified by {MODEL}"),
+        # Uncertain, keeping an earlier model's genres: skipped too, until the threshold drops.
+        (fields(["Rock"], MODEL, ["Rock"], confidence=0.2), "uncertain last time (0.200 < min_confidence 0.3)"),
         (fields([], MODEL, confidence=0.2), "uncertain last time (0.200 < min_confidence 0.3)"),
         (fields([], MODEL, confidence=0.35), None),  # the threshold was lowered below it
     ],
