@@ -111,17 +111,25 @@ def pool_tracks(tracks: Sequence[TrackPrediction]) -> TrackPrediction:
     return TrackPrediction(genres, np.concatenate([t.window_probs for t in tracks]))
 
 
-def _quiet_onnxruntime():
+def quiet_onnxruntime():
+    """The onnxruntime module, imported (on first use) without its telemetry and with its log quiet.
+
+    onnxruntime 1.31 records usage events in ~/.cache/Microsoft/DeveloperTools unless
+    ``ORT_DISABLE_TELEMETRY`` is set before it loads: nothing of ours writes outside the
+    user's library or reaches the network. Its log at 3 (errors only): onnxruntime-gpu on a
+    machine without CUDA otherwise warns twice on stderr while it falls back to the CPU, which
+    is the expected case, not an alarm.
+    """
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime
 
-    # 3 = ERROR: onnxruntime-gpu on a machine without CUDA otherwise warns twice on stderr
-    # while it falls back to the CPU, which is the expected case, not an alarm.
+    onnxruntime.disable_telemetry_events()
     onnxruntime.set_default_logger_severity(3)
     return onnxruntime
 
 
 def _cuda_usable() -> bool:
-    ort = _quiet_onnxruntime()
+    ort = quiet_onnxruntime()
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return False
     # The provider is listed by every onnxruntime-gpu build; a driver is what makes it usable.
@@ -176,7 +184,7 @@ class Classifier:
         if not path.is_file():
             # Checked before opening: onnxruntime would wait forever on a FIFO with no writer.
             raise ModelError(f"model path is not a regular file: {path}")
-        ort = _quiet_onnxruntime()
+        ort = quiet_onnxruntime()
         providers = ["CPUExecutionProvider"]
         if self.device == "cuda" or (self.device == "auto" and _cuda_usable()):
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -231,7 +239,7 @@ class Classifier:
         if name not in outputs:
             raise ModelError(f"{self.model_path}: no output named {name!r} (it has {', '.join(outputs)})")
         features = np.ascontiguousarray(features, dtype=np.float32)
-        ort = _quiet_onnxruntime()
+        ort = quiet_onnxruntime()
         quiet = ort.RunOptions()
         quiet.log_severity_level = 4  # a failure is raised below as one ModelError, not also logged raw
         try:

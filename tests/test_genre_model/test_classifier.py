@@ -1,12 +1,18 @@
 """Classifier, vote and the multi-file pipeline, on a tiny model with known answers."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from tiny_model import TINY_FRONTEND, build_tiny_model
 
 from genre_model import Classifier, ModelError, classify_files, pool_tracks, track_features, vote
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_low_and_high_tones_in_every_format(tiny_model, tones):
@@ -117,3 +123,18 @@ def test_selected_renames_and_drops_labels_the_next_taking_their_place():
     assert pred.selected(2, 0.2, {"Disco": ""}) == ["Hip-Hop"]
     # Two labels written alike count once.
     assert pred.selected(2, 0.1, {"Disco": "Dance", "Hip-Hop": "Dance"}) == ["Dance", "Pop"]
+
+
+def test_classifying_writes_nothing_in_the_home_folder(tmp_path, tiny_model, tones):
+    # onnxruntime 1.31 keeps usage events under ~/.cache/Microsoft unless told not to.
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"} | {"HOME": str(home)}
+    code = (
+        "import sys; from genre_model import Classifier, classify_files; "
+        f"c = Classifier({str(tiny_model)!r}); "
+        f"print([o.prediction.top for o in classify_files(c, [{str(tones['low.flac'])!r}], 2, workers=0)])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "Low" in proc.stdout, proc.stderr
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []

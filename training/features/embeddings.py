@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from genre_model.classifier import quiet_onnxruntime
 from genre_model.frontend import musicnn_frontend
 from training.features.cache import cached_window_outputs, frontend_digest
 from training.models.musicnn.constants import N_MELS, PATCH_FRAMES
@@ -99,8 +100,7 @@ class _Output(torch.nn.Module):
 
 def _session(network: torch.nn.Module, folder: Path):
     """`network` in onnxruntime: 3-7x faster than torch on CPU for musicnn's wide kernels."""
-    import onnxruntime
-
+    onnxruntime = quiet_onnxruntime()
     path = folder / f"backbone.{os.getpid()}.onnx"
     folder.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
@@ -108,7 +108,6 @@ def _session(network: torch.nn.Module, folder: Path):
         output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=17,
         dynamo=False,
     )  # fmt: skip
-    onnxruntime.set_default_logger_severity(3)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 2
     try:
