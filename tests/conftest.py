@@ -15,6 +15,15 @@ from audio_factory import write_tone  # noqa: E402
 from tiny_model import build_tiny_model  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def beets_config_folder(tmp_path_factory):
+    """beets' configuration folder for every test: a temporary one, never ~/.config/beets (a test
+    that reads beets' global config without its own BEETSDIR would otherwise create it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BEETSDIR", str(tmp_path_factory.mktemp("beetsdir")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny.onnx")
