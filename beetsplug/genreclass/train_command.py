@@ -1,7 +1,7 @@
 """`beet genreclass-train`: retrain on the library's own genres, or install a trained model.
 
-Wiring only: the tracks and their labels come from the library, the training from
-`training.pipelines.retrain` (imported when the command runs, so the plugin needs no torch to load).
+Wiring only: the options are parsed into a `LibraryRetrain` for `training.pipelines.retrain_library`
+(imported when the command runs, so the plugin needs no torch to load), whose outcome is printed.
 What must be installed depends on the method `training.pipelines.retrain.training_method` picks for the
 configured model: a head on its embedding needs scikit-learn and onnx, torch training the
 train extra.
@@ -9,11 +9,9 @@ train extra.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import shutil
-import tempfile
 
 from beets import logging as beets_logging
 from beets import ui
@@ -66,61 +64,44 @@ def train_command(plugin, lib, opts, args: list[str]) -> None:
     if opts.install_file:
         install(opts.install_file, plugin)
         return
-    from training.data.genres import read_aliases, select_labels
-    from training.data.tracks import load_beets
     from training.errors import TrainingError
-    from training.pipelines import retrain as personal
+    from training.pipelines.retrain import REQUIRED_PACKAGES, RetrainOptions, comparison_lines, training_method
+    from training.pipelines.retrain_library import LibraryRetrain, retrain_library
 
     if opts.epochs < 1 or opts.min_tracks < 1 or not 0 < opts.valid_fraction < 1:
         raise ui.UserError("genreclass-train: --epochs and --min-tracks must be >= 1, --valid-fraction in (0, 1)")
-    vocabulary = [v.strip() for v in opts.vocabulary.split(",") if v.strip()] if opts.vocabulary else None
-    try:
-        aliases = read_aliases(opts.alias) if opts.alias else {}
-    except ValueError as exc:
-        raise ui.UserError(f"genreclass-train: {exc}") from None
     base = plugin.settings().model
-    base_labels = _model_labels(base)  # the spelling of the genres it knows
-    method = personal.training_method(base, opts.from_scratch)
-    _check_packages(personal.REQUIRED_PACKAGES[method])
-    tracks, left_out = load_beets(lib, args, aliases, vocabulary, spellings=base_labels)
-    for reason, n in sorted(left_out.items()):
-        log.info("{} left out: {}", personal.plural(n, "track"), reason)
+    _check_packages(REQUIRED_PACKAGES[training_method(base, opts.from_scratch)])
     version = version_stamp()
-    out = opts.out or os.path.join(genreclass_dir(), f"personal-{version}.onnx")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    options = personal.RetrainOptions(
-        epochs=opts.epochs, from_scratch=opts.from_scratch, base_model=base, workers=resolve_workers("auto"),
-        version=version,
+    request = LibraryRetrain(
+        query=args,
+        out=opts.out or os.path.join(genreclass_dir(), f"personal-{version}.onnx"),
+        options=RetrainOptions(
+            epochs=opts.epochs, from_scratch=opts.from_scratch, base_model=base, workers=resolve_workers("auto"),
+            version=version,
+        ),
+        alias_file=opts.alias,
+        vocabulary=[v.strip() for v in opts.vocabulary.split(",") if v.strip()] if opts.vocabulary else None,
+        min_tracks=opts.min_tracks,
+        valid_fraction=opts.valid_fraction,
+        force=opts.force,
+        cache=opts.cache,
+        spellings=_model_labels(base),  # the spelling of the genres the current model knows
     )  # fmt: skip
     try:
-        tracks, labels = select_labels(tracks, vocabulary, opts.min_tracks)
-        train, valid = personal.split_by_artist(tracks, labels, opts.valid_fraction)
-        log.info(
-            "{}: {}; {} to train, {} held out",
-            personal.plural(len(labels), "genre"), ", ".join(labels),
-            personal.plural(len(train), "track"), len(valid),
-        )  # fmt: skip
-        problems = personal.holdout_problems(valid, labels)
-        if problems and not opts.force:
-            raise ui.UserError(
-                "genreclass-train: the held-out tracks cannot judge a new model: " + "; ".join(problems)
-                + ". Tag tracks by more album artists, raise --valid-fraction, or give --force to train anyway"
-            )  # fmt: skip
-        with contextlib.ExitStack() as stack:
-            cache = opts.cache or stack.enter_context(tempfile.TemporaryDirectory(prefix="genreclass-features-"))
-            result = personal.retrain(train, valid, labels, out, options, cache, log=log.info)
+        done = retrain_library(lib, request, lambda text: log.info("{}", text))  # text may hold braces
     except (TrainingError, ModelError) as exc:
         raise ui.UserError(f"genreclass-train: {exc}") from None
     except KeyboardInterrupt:
         raise ui.UserError("genreclass-train: interrupted; no model written") from None
-    for line in personal.comparison_lines(result.card):
+    for line in comparison_lines(done.result.card):
         ui.print_(line)
-    for problem in problems:
+    for problem in done.problems:
         ui.print_(f"WARNING: these figures cannot be trusted: {problem}")
     if opts.install:
-        install(result.model_path, plugin)
+        install(done.result.model_path, plugin)
     else:
-        ui.print_(f"to use it: beet genreclass-train --install-file {result.model_path}")
+        ui.print_(f"to use it: beet genreclass-train --install-file {done.result.model_path}")
 
 
 def install(model: str | os.PathLike[str], plugin) -> None:
