@@ -184,7 +184,7 @@ class Tagger:
             try:
                 saves.close()  # the verdicts already shown are saved before the run ends, however it ends
             except tags.LibraryError as exc:
-                self.log.error("genreclass: {}", exc)
+                self.log.error("{}", exc)
             progress.clear()
             self.summary["decoded"] += len(tracks)
             self.summary["seconds"] += time.monotonic() - progress.started

@@ -116,8 +116,6 @@ def prepare_genre_write(item: Item) -> Replacement:
     plugins.send("write", item=item, path=item.path, tags=tags)
     try:
         return prepare_replacement(item.path, _new_file(tags))
-    except TagWriteError:
-        raise
     except (UnreadableFileError, mutagen.MutagenError, OSError) as exc:
         # Messages that repeat the path, which the caller's log line already gives, lose it.
         reason = getattr(exc, "strerror", None) or str(exc)
@@ -151,13 +149,14 @@ def finish_interrupted_write(item: Item) -> None:
     stored in the library before the kill came: the rename that would have followed is done
     now, so file and row agree. Any other copy was never stored: it is removed.
     """
-    temporary = temporary_path(os.path.realpath(os.fsdecode(item.path)))
+    target = os.path.realpath(os.fsdecode(item.path))
+    temporary = temporary_path(target)
     try:
         copy_mtime = os.stat(temporary).st_mtime
     except OSError:
         return
     with deferred_signals():
-        replacement = Replacement(os.path.realpath(os.fsdecode(item.path)), temporary)
+        replacement = Replacement(target, temporary)
         if copy_mtime == item.get("mtime"):
             replacement.commit()
         else:
