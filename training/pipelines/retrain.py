@@ -13,6 +13,7 @@ the plugin places them, so the two accuracies printed side by side are comparabl
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import time
@@ -203,6 +204,29 @@ REQUIRED_PACKAGES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Each training method: "module:function" taking a `RetrainJob` and returning `Trained`.
+METHODS: dict[str, str] = {
+    "head": "training.pipelines.retrain_head:train_head",
+    "fine-tune": "training.pipelines.retrain_network:train_network",
+    "scratch": "training.pipelines.retrain_network:train_network",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainJob:
+    """What a training method is given: the split tracks and labels, where to write the model,
+    the options, the base model, a feature cache folder and a log."""
+
+    train_tracks: Sequence[Track]
+    valid_tracks: Sequence[Track]
+    labels: Sequence[str]
+    out_path: Path
+    options: RetrainOptions
+    base: Classifier
+    cache_dir: str | os.PathLike[str]
+    log: Callable[[str], None]
+
+
 def retrain(
     train_tracks: Sequence[Track],
     valid_tracks: Sequence[Track],
@@ -224,14 +248,9 @@ def retrain(
     method = training_method(base.model_path, options.from_scratch)
     tmp_model = out_path.with_name(out_path.stem + ".partial.onnx")
     try:
-        if method == "head":
-            from training.pipelines.retrain_head import train_head
-
-            trained = train_head(train_tracks, valid_tracks, labels, tmp_model, options, base, cache_dir, log)
-        else:
-            from training.pipelines.retrain_network import train_network
-
-            trained = train_network(train_tracks, valid_tracks, labels, tmp_model, options, base, cache_dir, log)
+        module, function = METHODS[method].split(":")
+        train = getattr(importlib.import_module(module), function)  # imported only when used: torch or not
+        trained = train(RetrainJob(train_tracks, valid_tracks, labels, tmp_model, options, base, cache_dir, log))
         comparison = compare_models(Classifier(tmp_model, device="cpu"), base, trained.valid, labels)
         for path, reason in comparison["skipped"].items():
             log(f"skipped {path}: {reason}")

@@ -7,46 +7,38 @@ rows and appended to the base graph in place of its old output layer.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 
-from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features
+from genre_model import AudioDecodeError, ModelInfo, track_features
 from genre_model.model_file import version_stamp
 from training.data.splits import check_disjoint
 from training.data.tracks import Track
 from training.errors import NotEnoughData
 from training.features.cache import file_digest
 from training.models.personal_head import append_head, fit_head, window_embeddings
-from training.pipelines.retrain import RetrainOptions, Trained
+from training.pipelines.retrain import RetrainJob, Trained
 
 # Held-out tracks whose real windows check the written file against the numpy head.
 PARITY_TRACKS = 4
 
 
-def train_head(
-    train_tracks: Sequence[Track],
-    valid_tracks: Sequence[Track],
-    labels: Sequence[str],
-    out_path: Path,
-    options: RetrainOptions,
-    base: Classifier,
-    cache_dir: str | os.PathLike[str],
-    log: Callable[[str], None],
-) -> Trained:
-    """Fit a head for `labels` on the embeddings of `train_tracks` and write base + head to `out_path`.
+def train_head(job: RetrainJob) -> Trained:
+    """Fit a head for the job's labels on the embeddings of its training tracks; write base + head to its `out_path`.
 
     Embeddings are cached under `cache_dir`. Raises `NotEnoughData` when a label keeps no
     decodable training track, `NoEmbeddingError` when the base has no ``embedding`` output.
     """
+    train_tracks, valid_tracks, labels, options, base, log = (
+        job.train_tracks, job.valid_tracks, list(job.labels), job.options, job.base, job.log
+    )  # fmt: skip
     base_info = base.info
     digests: dict[str, str] = {}
     log(f"training a head on the embeddings of {base_info.model_id}: {len(train_tracks)} tracks, {len(labels)} genres")
     embedded, failures = window_embeddings(
-        base.model_path, [t.path for t in train_tracks], options.head_windows, options.workers, cache_dir,
+        base.model_path, [t.path for t in train_tracks], options.head_windows, options.workers, job.cache_dir,
         digests, options.device, log,
     )  # fmt: skip
     for path, reason in failures.items():
@@ -77,7 +69,7 @@ def train_head(
             "config": {"head_windows": options.head_windows, "head_c": options.head_c, "n_windows": n_windows},
         },
     )
-    append_head(base.model_path, head.weights, head.bias, info, out_path, _parity_windows(valid_tracks, base_info))
+    append_head(base.model_path, head.weights, head.bias, info, job.out_path, _parity_windows(valid_tracks, base_info))
     return Trained(train, list(valid_tracks), [], "head on the base model's embedding")
 
 

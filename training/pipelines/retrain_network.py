@@ -7,31 +7,18 @@ head whose rows for the genres both vocabularies share start from the base model
 
 from __future__ import annotations
 
-import os
 import tempfile
-from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from genre_model import Classifier, ModelInfo
+from genre_model import ModelInfo
 from genre_model.model_file import version_stamp
 from training.data.splits import check_disjoint
-from training.data.tracks import Track
 from training.errors import NotEnoughData
 from training.features.cache import FeatureCache
 from training.features.windows import inference_windows, prepare
-from training.pipelines.retrain import RetrainOptions, Trained
+from training.pipelines.retrain import RetrainJob, Trained
 
 
-def train_network(
-    train_tracks: Sequence[Track],
-    valid_tracks: Sequence[Track],
-    labels: Sequence[str],
-    out_path: Path,
-    options: RetrainOptions,
-    base: Classifier,
-    cache_dir: str | os.PathLike[str],
-    log: Callable[[str], None],
-) -> Trained:
+def train_network(job: RetrainJob) -> Trained:
     """Fine-tune the base CNN/CRNN (or train one from scratch) with torch and export `out_path`.
 
     Features (log-mel spectrograms of the base model's front end) are cached in `cache_dir`. Raises
@@ -39,6 +26,10 @@ def train_network(
     track decodes.
     """
     import torch  # noqa: F401  (fail here, before any work, when the train extra is missing)
+
+    train_tracks, valid_tracks, labels, options, base, log = (
+        job.train_tracks, job.valid_tracks, list(job.labels), job.options, job.base, job.log
+    )  # fmt: skip
 
     from training.engine.loop import fit
     from training.export.backbone import read_backbone, transplant_head
@@ -52,7 +43,7 @@ def train_network(
         arch=model_cfg.arch, channels=model_cfg.channels, dropout=model_cfg.dropout, gru_hidden=model_cfg.gru_hidden
     )
     # The base model's front end, read from its file: its conv blocks were trained on exactly these features.
-    cache = FeatureCache(cache_dir, base_info.frontend)
+    cache = FeatureCache(job.cache_dir, base_info.frontend)
     digests: dict[str, str] = {}
     train_w, _ = prepare(train_tracks, labels, cache, digests, options.workers, log)
     valid_w, _ = inference_windows(valid_tracks, labels, cache, digests, config.eval_windows, options.workers, log)
@@ -75,5 +66,5 @@ def train_network(
             "config": config.to_dict(),
         },
     )
-    export_onnx(result.model, info, out_path, train_w.parity_windows(16))
+    export_onnx(result.model, info, job.out_path, train_w.parity_windows(16))
     return Trained(train_w.tracks, valid_w.tracks, result.history, "last epoch")
