@@ -24,7 +24,7 @@ from genre_model.provenance import CONFIDENCE_FIELD, FIELDS, GENRES_FIELD, MODEL
 
 from . import tags
 from .run_lock import LibraryBusy, RunLock, command_line
-from .settings import DEFAULTS, Settings, check_rename, read_settings
+from .settings import DEFAULTS, Settings, check_rename, read_settings, setting_error, unknown_keys
 from .tagger import Tagger
 from .train_command import add_options, train_command
 
@@ -64,6 +64,8 @@ class GenreClassPlugin(BeetsPlugin):
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = read_settings(self.config)
+            for warning in unknown_keys(self.config):
+                self._log.warning("{}", warning)
         return self._settings
 
     def tagger(self) -> Tagger:
@@ -121,7 +123,7 @@ class GenreClassPlugin(BeetsPlugin):
                               help="show the genres that would be set; change no file and no database entry")  # fmt: skip
         cmd.parser.add_option("-w", "--write", action="store_true", dest="write", default=None,
                               help="write the genres to the files' tags (default: import.write)")  # fmt: skip
-        cmd.parser.add_option("-W", "--nowrite", action="store_false", dest="write",
+        cmd.parser.add_option("-W", "--nowrite", action="store_true", dest="nowrite", default=False,
                               help="store the genres in the library database only")  # fmt: skip
         cmd.func = self.command
         train = ui.Subcommand("genreclass-train", help="train a genre model on this library's own genres")
@@ -130,6 +132,8 @@ class GenreClassPlugin(BeetsPlugin):
         return [cmd, train]
 
     def command(self, lib, opts, args: list[str]) -> None:
+        if opts.write and opts.nowrite:
+            raise ui.UserError("genreclass: -w/--write and -W/--nowrite contradict each other; give one of them")
         tagger = self.tagger()
         if not opts.pretend:
             self.lock_library(lib)
@@ -137,7 +141,7 @@ class GenreClassPlugin(BeetsPlugin):
         if not items:
             ui.print_("genreclass: no tracks match" + (f" '{' '.join(args)}'" if args else ""))
             return
-        write = ui.should_write(opts.write)
+        write = ui.should_write(False if opts.nowrite else opts.write)
         try:
             tagger.run(
                 items,
@@ -155,7 +159,7 @@ class GenreClassPlugin(BeetsPlugin):
         try:
             return self.config["auto"].get(bool)
         except confuse.ConfigError as exc:
-            raise ui.UserError(f"genreclass: {exc}") from None
+            raise setting_error(exc) from None
 
     def import_begin(self, session) -> None:
         """With `auto`, check every setting, load the model and take the library's lock before

@@ -7,6 +7,7 @@ value stops the command (or the import, before its first task) with one line nam
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 
 import confuse
@@ -88,10 +89,30 @@ def read_settings(config: confuse.ConfigView) -> Settings:
             rename=_rename(config["map"]),
         )
     except confuse.ConfigError as exc:
-        raise ui.UserError(f"genreclass: {exc}") from None
+        raise setting_error(exc) from None
     if not 0 <= settings.min_confidence <= 1:
         raise ui.UserError(f"genreclass: 'min_confidence' must be between 0 and 1, got {settings.min_confidence:g}")
     return settings
+
+
+def setting_error(exc: confuse.ConfigError) -> ui.UserError:
+    """A bad value as one error line: confuse names the key 'genreclass.device: ...'; ours quote
+    it after one prefix, as the other setting errors do ("genreclass: 'device' must be ...")."""
+    key, _, message = str(exc).partition(": ")
+    if key.startswith("genreclass.") and message:
+        return ui.UserError(f"genreclass: '{key.removeprefix('genreclass.')}' {message}")
+    return ui.UserError(f"genreclass: {exc}")
+
+
+def unknown_keys(config: confuse.ConfigView) -> list[str]:
+    """Warnings for keys under ``genreclass:`` that are no setting (a misspelling would otherwise
+    be ignored silently), each naming the setting it is closest to, if any."""
+    warnings = []
+    for key in sorted(set(config.keys()) - set(DEFAULTS)):
+        close = difflib.get_close_matches(key, DEFAULTS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        warnings.append(f"'{key}' is no genreclass setting{hint}; it is ignored")
+    return warnings
 
 
 def _at_least(config: confuse.ConfigView, key: str, low: int) -> int:

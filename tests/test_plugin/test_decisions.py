@@ -140,3 +140,15 @@ def test_good_settings_are_read_typed():
     assert settings.rename == {"Hip-Hop": "Rap", "Pop": ""}
     assert settings.model.endswith("genreclass-fast.onnx")
     assert beets_config["va_name"].as_str() == "Various Artists"
+
+
+def test_a_misspelt_setting_is_named_with_the_setting_it_resembles():
+    from beetsplug.genreclass.settings import unknown_keys
+
+    view = confuse.Configuration("genreclass-test", read=False)
+    view.add(DEFAULTS)
+    view.set({"min_confidance": 0.5, "colour": "blue"})
+    assert unknown_keys(view) == [
+        "'colour' is no genreclass setting; it is ignored",
+        "'min_confidance' is no genreclass setting (did you mean 'min_confidence'?); it is ignored",
+    ]

@@ -93,12 +93,12 @@ def test_in_place_library_writes_originals_only_when_import_write_says_so(music)
     ("key", "value", "message"),
     [
         ("min_confidence", 2, "'min_confidence' must be between 0 and 1"),
-        ("device", "gpu", "genreclass.device: must be one of"),
+        ("device", "gpu", "'device' must be one of"),
         ("workers", "many", "'workers' must be 'auto' or a number >= 0"),
         ("count", 0, "'count' must be at least 1"),
-        ("vote", "loudest", "genreclass.vote: must be one of"),
-        ("max_windows", "eight", "genreclass.max_windows"),
-        ("auto", "sometimes", "genreclass.auto"),
+        ("vote", "loudest", "'vote' must be one of"),
+        ("max_windows", "eight", "'max_windows' must be a number"),
+        ("auto", "sometimes", "'auto' must be a bool"),
     ],
 )
 def test_a_bad_setting_stops_the_import_before_anything_is_touched(music, key, value, message):
@@ -109,6 +109,7 @@ def test_a_bad_setting_stops_the_import_before_anything_is_touched(music, key, v
     assert proc.returncode == 1, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert errors[0].startswith("error: genreclass: '") and "genreclass." not in errors[0]  # one prefix
     assert "Traceback" not in proc.stderr
     assert music.run("ls").stdout == ""  # no database entry
     assert not (music.root / "library").exists()  # no copy
@@ -210,3 +211,15 @@ def test_run_sh_installs_this_checkout_names_each_skipped_track_and_forces(tmp_p
     forced = subprocess.run([*run_sh, "--force"], capture_output=True, text=True, env=env, timeout=300)
     assert forced.returncode == 0, forced.stderr
     assert "would be High" in forced.stdout and "pretend: 2 classified" in forced.stdout
+
+
+def test_write_and_nowrite_together_are_refused_and_a_misspelt_key_is_warned_about(music):
+    music.config["genreclass"]["min_confidance"] = 0.5
+    music.write_config()
+    both = music.run("genreclass", "-w", "-W", check=False)
+    assert both.returncode == 1
+    assert both.stderr.strip().splitlines()[-1] == (
+        "error: genreclass: -w/--write and -W/--nowrite contradict each other; give one of them"
+    )
+    warned = music.run("genreclass", "-p")
+    assert "'min_confidance' is no genreclass setting (did you mean 'min_confidence'?)" in warned.stderr
