@@ -127,6 +127,15 @@ def _watch_caller(caller_pid: int) -> None:
     threading.Thread(target=wait, name="genreclass-watch-caller", daemon=True).start()
 
 
+def _kill(pid: int) -> None:
+    """SIGKILL `pid` if it still exists: a stopped process ignores every other signal until it
+    is continued."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -308,11 +317,7 @@ class DecoderPool:
             pid, started = self._slots[2 * item.slot], self._slots[2 * item.slot + 1]
             if future in timed_out or future.done() or not started or now - started <= item.limit:
                 continue
-            try:
-                # SIGKILL: a stopped process ignores every other signal until it is continued.
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill(int(pid))
             killed.add(future)
         return killed
 
@@ -355,10 +360,7 @@ class DecoderPool:
     def _kill_workers(self) -> None:
         """Kill every worker process (SIGKILL: stopped ones too); the executor then breaks."""
         for pid in list(getattr(self._executor, "_processes", None) or {}):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill(pid)
 
     def close(self) -> None:
         """Stop the worker processes (idle ones exit; one that does not within a few seconds,
@@ -380,10 +382,7 @@ class DecoderPool:
             pids = [pid for pid in pids if _alive(pid)]
             time.sleep(0.02)
         for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill(pid)
 
     def __enter__(self) -> DecoderPool:
         return self
