@@ -15,7 +15,7 @@ same clips. Prints the per-track and pooled metrics with the pooled gain's 95% i
 (whole albums resampled), accuracy by album size, and the sub-album curve.
 
     python benchmarks/musicnn_embed.py ../shared/data/manifest.csv --out runs/musicnn/pool.npz
-    python benchmarks/musicnn_cv.py runs/musicnn/pool.npz --out runs/musicnn/cv-album --methods backend-ft \
+    python benchmarks/musicnn_cv.py runs/musicnn/pool.npz --out runs/musicnn/cv-album --methods lr-window-pool \
         --predictions runs/musicnn/cv-album/predictions.npz
     python benchmarks/album_pooling.py runs/musicnn/cv-album/predictions.npz
 """

@@ -17,15 +17,10 @@ Heads (the backbone is frozen in all of them; its features are cached):
                  docs/BENCHMARKS.md)
   lr-window-emb  logistic regression on each window's 200-unit penultimate embedding
   lr-window-pool logistic regression on each window's pooled mid-end features
-  backend-ft     musicnn's own back end (batch norm, dense 1506 -> 200, batch norm), started
-                 from the pretrained weights and fine-tuned, with a new 11-way output layer
-  midend-ft      partial fine-tuning: the mid-end too (`--backend tune_midend=true` is implied),
-                 on the front end's cached outputs (`training.features.embeddings.backbone_outputs`, read
-                 from or written to --feature-cache: ~2.6 GB for the pool); evaluated at the
-                 placements in --midend-placements only (default the plugin's 4 windows)
 
-    python benchmarks/musicnn_cv.py runs/musicnn/pool.npz --out runs/midend/cv --methods midend-ft \
-        --backend 'epochs=10,batch_size=64'
+The networks fine-tuned by gradient descent (musicnn's back end, the default model, and its
+mid-end) train through the one training loop from their recipes: `benchmarks/cross_validate.py
+--recipes recipes/default.json`, on the same folds.
 """
 
 from __future__ import annotations
@@ -40,9 +35,6 @@ import numpy as np
 from training.data.splits import pool_cv_fold_indices, pool_cv_folds
 from training.data.tracks import Track
 from training.evaluation.metrics import metrics_from_probs, write_metrics
-from training.features.embeddings import backbone_outputs
-from training.models.musicnn.heads import BackendConfig, fit_backend, predict_backend
-from training.models.musicnn.network import load_pretrained
 
 PLACEMENTS = ("8", "4", "2")
 
@@ -59,21 +51,6 @@ class WindowArrays:
         rows = [np.arange(offsets[i], offsets[i + 1]) for i in idx]
         owner = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)])
         return feats[np.concatenate(rows)], owner
-
-
-class FrontendCache(WindowArrays):
-    """The front end's outputs (n_windows, 561, 187) float16 per placement, in `Cache`'s layout."""
-
-    def __init__(self, paths: list[str], cache_dir: str, placements: list[str]) -> None:
-        backbone = load_pretrained("msd_musicnn")
-        self.data: dict[str, np.ndarray] = {}
-        for placement in ["all", *placements]:
-            max_windows = None if placement == "all" else int(placement)
-            per_track, failures = backbone_outputs(paths, backbone, "frontend", cache_dir, max_windows)
-            if failures:
-                raise SystemExit(f"could not decode: {failures}")
-            self.data[f"{placement}_frontend"] = np.concatenate(per_track)
-            self.data[f"{placement}_offsets"] = np.cumsum([0] + [len(w) for w in per_track])
 
 
 class Cache(WindowArrays):
@@ -153,16 +130,9 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--methods", default="lr-clip-pool,lr-window-emb,lr-window-pool,backend-ft")
+    ap.add_argument("--methods", default="lr-clip-pool,lr-window-emb,lr-window-pool")
     ap.add_argument("--c", type=float, default=0.01, help="inverse regularisation of the logistic regressions")
-    ap.add_argument(
-        "--backend", default="", help="BackendConfig overrides for backend-ft, e.g. 'epochs=60,class_balance=0.5'"
-    )
     ap.add_argument("--predictions", help="also write the held-out windows' probabilities to this .npz")
-    ap.add_argument(
-        "--feature-cache", default="runs/feature-cache", help="midend-ft: where front-end outputs are cached"
-    )
-    ap.add_argument("--midend-placements", default="4", help="midend-ft: the max_windows it is evaluated at")
     ap.add_argument("--placements", default=",".join(PLACEMENTS),
                     help="max_windows the other heads are scored at ('all': every whole window of each clip)")  # fmt: skip
     ap.add_argument("--clip-placements", default="8,4,2",
@@ -173,17 +143,8 @@ def main() -> None:
     tracks, labels, n_labels = cache.tracks, cache.labels, len(cache.labels)
     folds = pool_cv_folds(tracks, args.folds, args.seed)
     methods = args.methods.split(",")
-    overrides = {k: json.loads(v) for k, v in (kv.split("=") for kv in args.backend.split(",") if kv)}
-    backend_cfg = BackendConfig(**overrides)
-    midend_cfg = BackendConfig(**{**overrides, "tune_midend": True})
-    midend_placements = args.midend_placements.split(",")
-    frontend = (
-        FrontendCache([t.path for t in tracks], args.feature_cache, midend_placements)
-        if "midend-ft" in methods
-        else None
-    )
     placements = {m: args.placements.split(",") for m in methods}
-    placements |= {"midend-ft": midend_placements, "lr-clip-pool": args.clip_placements.split(",")}
+    placements["lr-clip-pool"] = args.clip_placements.split(",")
     preds: dict[tuple[str, str], dict[int, np.ndarray]] = {(m, p): {} for m in methods for p in placements[m]}
     seconds = {m: 0.0 for m in methods}
     for f in range(args.folds):
@@ -198,36 +159,20 @@ def main() -> None:
                 kind = m.removeprefix("lr-window-")
                 x, owner = cache.windows("all", kind, train_idx)
                 model = fit_lr(x, y_train[owner], args.c)
-            elif m == "backend-ft":
-                x, owner = cache.windows("all", "pool", train_idx)
-                model = fit_backend(x, y_train[owner], n_labels, backend_cfg, seed=args.seed + f)
-            elif m == "midend-ft":
-                x, owner = frontend.windows("all", "frontend", train_idx)
-                model = fit_backend(x, y_train[owner], n_labels, midend_cfg, seed=args.seed + f)
-            elif m == "ensemble":  # mean of lr-window-pool's and backend-ft's probabilities (listed before it)
-                model = None
             else:
                 raise SystemExit(f"unknown method {m}")
             seconds[m] += time.time() - t0
             for p in placements[m]:
                 if m == "lr-clip-pool":
                     probs = [row[None, :] for row in proba(model[p], clip_means(cache, p, valid_idx), n_labels)]
-                elif m.startswith("lr-window-"):
+                else:
                     x, owner = cache.windows(p, m.removeprefix("lr-window-"), valid_idx)
                     probs = per_track(proba(model, x, n_labels), owner, len(valid_idx))
-                elif m == "ensemble":
-                    probs = [(preds[("lr-window-pool", p)][i] + preds[("backend-ft", p)][i]) / 2 for i in valid_idx]
-                else:
-                    source, kind = (frontend, "frontend") if m == "midend-ft" else (cache, "pool")
-                    x, owner = source.windows(p, kind, valid_idx)
-                    probs = per_track(predict_backend(model, x), owner, len(valid_idx))
                 for i, pr in zip(valid_idx, probs, strict=True):
                     preds[(m, p)][i] = pr
 
     out = Path(args.out)
-    report = {"folds": args.folds, "seed": args.seed, "c": args.c, "backend": vars(backend_cfg), "rows": {}}
-    if frontend is not None:
-        report["midend"] = vars(midend_cfg)
+    report = {"folds": args.folds, "seed": args.seed, "c": args.c, "rows": {}}
     print("\n| head | max_windows | track acc | balanced acc | macro-F1 | GTZAN | Emotify | fit s/fold |")
     print("|---|---|---|---|---|---|---|---|")
     for m in methods:

@@ -6,7 +6,6 @@ DATA is a folder (ROOT/<Genre>/files), gtzan:PATH, fma:AUDIO_DIR:TRACKS_CSV, or 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import click
@@ -24,7 +23,8 @@ from training.errors import (
     TrainingError,
 )
 from training.evaluation.metrics import card_metrics
-from training.pipelines.fit import fit_and_export, peak_rss_mb
+from training.models.registry import ARCHITECTURES
+from training.pipelines.fit import fit_and_export
 
 
 def _load_all(specs: tuple[str, ...], echo=click.echo) -> list[Track]:
@@ -69,7 +69,8 @@ def _config(recipe: str | None, assignments: tuple[str, ...], flags: dict) -> Tr
               help="Recipe file (e.g. recipes/fast.json, or a run's config.json): settings over the defaults.")  # fmt: skip
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Any setting of TrainConfig over the recipe, e.g. --set lr=0.001 --set augment.mixup_alpha=0.")  # fmt: skip
-@click.option("--arch", type=click.Choice(["cnn", "crnn"]), help=f"Network [{_DEFAULTS.arch}].")
+@click.option("--arch", type=click.Choice(list(ARCHITECTURES)),
+              help=f"Network (training.models.registry) [{_DEFAULTS.arch}].")  # fmt: skip
 @click.option("--epochs", type=int, help=f"Epochs [{_DEFAULTS.epochs}].")
 @click.option("--device", help=f"auto, cpu, cuda or cuda:N [{_DEFAULTS.device}].")
 @click.option("--valid-fraction", type=float,
@@ -81,18 +82,20 @@ def _config(recipe: str | None, assignments: tuple[str, ...], flags: dict) -> Tr
 @click.option("--name", help=f"Model name stored in the exported file [{_DEFAULTS.name}].")
 @click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), help="Checkpoint (.pt) to start from.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes computing features.")
-@click.option(
-    "--cache", type=click.Path(file_okay=False), default=None, help="Feature cache folder [OUT/../feature-cache]."
-)
+@click.option("--cache", type=click.Path(file_okay=False), default=None,
+              help="Feature cache folder (log-mels or backbone features, by file content) [OUT/../feature-cache].")  # fmt: skip
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUT (with the same settings).")
 @click.option("--cv-report", type=click.Path(exists=True, dir_okay=False),
-              help="cv_report.json of benchmarks/cross_validate.py: its figures for the arch become the model's metrics.")  # fmt: skip
+              help="cv_report.json of benchmarks/cross_validate.py: its figures for the recipe's name go on the model's card.")  # fmt: skip
 def fit(data, out_dir, recipe, assignments, init, workers, cache, resume, cv_report, **flags) -> None:
     """Train a model on DATA and export OUT/model.onnx; OUT/config.json holds the settings used.
 
     Settings: TrainConfig's defaults, overridden by a --config recipe, then by --set and the
-    flags. Splits are made on tracks by group (artist, or the dataset's own split) before any
-    window is cut; a split with a group or a file on both sides is refused.
+    flags. Every architecture trains here: "cnn" and "crnn" from scratch on log-mel windows (the
+    fast model: recipes/fast.json), "musicnn-backend" (the default model: recipes/default.json)
+    and "musicnn-midend", the pretrained MSD_musicnn's top fine-tuned on its cached features.
+    Splits are made on tracks by group (artist, or the dataset's own split) before any window is
+    cut; a split with a group or a file on both sides is refused.
 
     Under torchrun (torchrun --nproc-per-node N $(command -v genreclass-train) fit ...) the N
     processes train one model together (DDP: NCCL on CUDA, gloo on CPU); batch_size is then
@@ -121,50 +124,6 @@ def fit(data, out_dir, recipe, assignments, init, workers, cache, resume, cv_rep
                 raise click.UsageError(str(exc)) from None
     except TrainingError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-@main.command("head")
-@click.argument("data", nargs=-1, required=True)
-@click.option("--config", "recipe_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Recipe file, e.g. recipes/default.json.")  # fmt: skip
-@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
-@click.option("--cache", default="runs/feature-cache", show_default=True, type=click.Path(file_okay=False),
-              help="Where the backbone's features are cached (by file content).")  # fmt: skip
-@click.option("--cv-report", type=click.Path(exists=True, dir_okay=False),
-              help="report.json of benchmarks/musicnn_cv.py: its --cv-row figures go on the model's card.")  # fmt: skip
-@click.option("--cv-row", default="backend-ft/w8", show_default=True)
-@click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Processes decoding audio.")
-def head(data, recipe_path, out_file, cache, cv_report, cv_row, workers) -> None:
-    """Train a genre head on the pretrained MSD_musicnn, as a recipe says, on all of DATA.
-
-    The backbone stays frozen; its back end is fine-tuned from the pretrained weights with a new
-    output layer (settings in the recipe); the file holds backbone and head. A recipe whose
-    backend sets "tune_midend": true also trains the mid-end (partial fine-tuning) on the front
-    end's cached outputs (about 210 kB a window on disk under --cache).
-    """
-    from training.pipelines.musicnn_recipe import Recipe, build
-
-    started = time.time()
-    try:
-        recipe = Recipe.read(recipe_path)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    tracks = _load_all(data)
-    metrics: dict = {}
-    if cv_report:
-        report = json.loads(Path(cv_report).read_text())
-        if cv_row not in report.get("rows", {}):
-            raise click.UsageError(f"{cv_report} has no row {cv_row!r}; it has {sorted(report.get('rows', {}))}")
-        metrics = {"protocol": f"{report['folds']}-fold group cross-validation ({cv_row})"}
-        metrics |= card_metrics(report["rows"][cv_row])
-    try:
-        parity = build(recipe, tracks, out_file, cache, metrics, workers, click.echo)
-    except TrainingError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"wrote {out_file} ({time.time() - started:.0f} s, peak RSS {peak_rss_mb():.0f} MB, "
-        f"parity {parity['max_abs_diff']:.1e})"
-    )
 
 
 @main.command()
@@ -217,7 +176,7 @@ def evaluate(model, data, out_dir, max_windows, workers) -> None:
 @click.option("--name", help="Model name [the one in the checkpoint's settings].")
 @click.option("--version", "version", default=None, help="Version string [checkpoint's date].")
 def export(checkpoint, out_file, name, version) -> None:
-    """Export a training CHECKPOINT (best.pt) to a self-describing .onnx, checked against torch.
+    """Export a training CHECKPOINT (best.pt) of any architecture to a self-describing .onnx, checked against torch.
 
     The parity check uses the real windows saved beside the checkpoint (parity_windows.pt).
     """

@@ -15,7 +15,7 @@ from training.engine.config import AugmentConfig, TrainConfig
 from training.engine.distill import teacher_probabilities
 from training.engine.loop import fit, track_probabilities
 from training.errors import ConfigError
-from training.features.cache import FeatureCache
+from training.features.inputs import LogMelInputs
 from training.features.windows import inference_windows, prepare
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "fast.json"
@@ -27,9 +27,9 @@ def test_the_student_learns_what_the_teacher_says(genre_folder, tmp_path):
     # 1 the labels are ignored, so the student must learn the swap (and, with 0, the labels).
     tracks = load_folder(genre_folder)
     labels = sorted({t.label for t in tracks})  # Clicks, Noise, Tone
-    cache, digests = FeatureCache(tmp_path / "cache", FrontendConfig()), {}
-    train_w, _ = prepare(tracks, labels, cache, digests, workers=2)
-    windows, _ = inference_windows(tracks, labels, cache, digests, 4)
+    inputs = LogMelInputs(tmp_path / "cache", FrontendConfig(), workers=2)
+    train_w, _ = prepare(tracks, labels, inputs)
+    windows, _ = inference_windows(tracks, labels, inputs, 4)
     swap = np.array([0, 2, 1])  # Clicks stays, Noise <-> Tone
     train_w.teacher_probs = np.eye(3, dtype=np.float32)[swap[train_w.targets]]
     quiet = AugmentConfig(mixup_alpha=0.0)
@@ -45,7 +45,7 @@ def test_the_student_learns_what_the_teacher_says(genre_folder, tmp_path):
 def test_distillation_without_teacher_probabilities_is_refused(genre_folder, tmp_path):
     tracks = load_folder(genre_folder)
     labels = sorted({t.label for t in tracks})
-    train_w, _ = prepare(tracks[:6], labels, FeatureCache(tmp_path, FrontendConfig()), {}, workers=1)
+    train_w, _ = prepare(tracks[:6], labels, LogMelInputs(tmp_path, FrontendConfig(), workers=1))
     with pytest.raises(ConfigError, match="teacher"):
         fit(train_w, None, TrainConfig(epochs=1, distill_weight=0.5, device="cpu"), log=lambda s: None)
     with pytest.raises(ConfigError, match="distill_weight"):

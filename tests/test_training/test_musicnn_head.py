@@ -1,4 +1,5 @@
-"""The genre head on the pretrained musicnn: fine-tuning on pooled features or front-end outputs, export, recipes."""
+"""The genre heads on the pretrained musicnn: fine-tuning on pooled features or front-end outputs by the
+one training loop, export through the registry, recipes."""
 
 from __future__ import annotations
 
@@ -12,18 +13,25 @@ import torch
 
 from genre_model import Classifier, ModelInfo
 from genre_model.frontend import musicnn_frontend
+from training.data.tracks import Track
+from training.engine.config import TrainConfig
+from training.engine.loop import fit, predict_windows
 from training.errors import ConfigError
 from training.export.onnx_export import export_onnx
-from training.models.musicnn.heads import (
-    BackendConfig,
-    BackendHead,
-    MidendHead,
-    MusicnnGenre,
-    fit_backend,
-    predict_backend,
-)
+from training.features.windows import TrackWindows
+from training.models.musicnn.heads import BackendHead, MidendHead, with_backbone
 from training.models.musicnn.network import load_pretrained
-from training.pipelines.musicnn_recipe import Recipe
+
+
+def rows_per_track(x: np.ndarray, y: np.ndarray, per_track: int, crop_frames: int = 0) -> TrackWindows:
+    """Window rows `x` (n, ...) with labels `y` as tracks of `per_track` consecutive rows, as the
+    backbone cache hands them to the loop."""
+    tracks, arrays = [], []
+    for start in range(0, len(x), per_track):
+        tracks.append(Track(f"t{start}.wav", f"L{y[start]}", f"g{start}", "synthetic"))
+        arrays.append(x[start : start + per_track])
+    labels = sorted({t.label for t in tracks})
+    return TrackWindows(tracks, arrays, labels, musicnn_frontend(), rows=True, crop_frames=crop_frames)
 
 
 def test_pretrained_back_end_reproduces_musicnn_embedding():
@@ -53,45 +61,55 @@ def test_pretrained_mid_end_head_on_cached_front_end_is_the_backbone():
 
 
 @pytest.mark.slow
-def test_fit_midend_learns_and_moves_the_mid_end():
+def test_loop_fine_tunes_the_mid_end_on_front_end_rows():
     # Front-end outputs whose labels differ only in the rhythm of a few channels (on every other
     # frame, or 4 on then 4 off: the same mean and max, so only the time convs tell them apart).
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 256)
+    y = np.repeat(rng.integers(0, 2, 64), 4)  # 64 tracks of 4 windows
     x = rng.normal(0, 1, (256, 561, 187)).astype(np.float16)
     frames = np.arange(187)
     for i, label in enumerate(y):
         on = (frames % 2 == 0) if label == 0 else (frames % 8 < 4)
         x[i, :40, on] += 3
-    config = BackendConfig(epochs=6, batch_size=32, tune_midend=True, midend_lr_scale=0.3, crop_frames=160)
+    config = TrainConfig(arch="musicnn-midend", epochs=6, batch_size=32, windows_per_track=4, midend_lr_scale=0.3,
+                         crop_frames=160, valid_fraction=0.0, warmup_epochs=0.5)  # fmt: skip
     before = MidendHead.pretrained(2).midend[0].conv.weight.detach().clone()
-    head = fit_backend(x, y, 2, config)
+    result = fit(rows_per_track(x, y, 4, crop_frames=160), None, config, log=lambda s: None)
+    head = result.model
     assert isinstance(head, MidendHead)
     assert (head.midend[0].conv.weight - before).abs().max() > 1e-3
-    accuracy = (predict_backend(head, x).argmax(axis=1) == y).mean()
+    accuracy = (predict_windows(head, x, torch.device("cpu")).argmax(axis=1) == y).mean()
     assert accuracy > 0.9, accuracy
 
 
 @pytest.mark.slow
-def test_fit_backend_learns_separable_windows():
+def test_loop_fine_tunes_the_back_end_on_pooled_rows_at_two_rates():
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 3, (3, 1506)).astype(np.float32)
-    y = rng.integers(0, 3, 600)
+    y = np.repeat(rng.integers(0, 3, 60), 10)  # 60 tracks of 10 windows
     x = centres[y] + rng.normal(0, 1, (600, 1506)).astype(np.float32)
-    head = fit_backend(x, y, 3, BackendConfig(epochs=5, batch_size=64))
-    accuracy = (predict_backend(head, x).argmax(axis=1) == y).mean()
+    config = TrainConfig(arch="musicnn-backend", epochs=5, batch_size=64, windows_per_track=10,
+                         backbone_lr_scale=0.0, feature_noise=0.1, valid_fraction=0.0)  # fmt: skip
+    pretrained = BackendHead.pretrained(3).dense.weight.detach().clone()
+    head = fit(rows_per_track(x, y, 10), None, config, log=lambda s: None).model
+    assert isinstance(head, BackendHead) and head.noise == 0.1
+    # backbone_lr_scale 0: the pretrained back end stays as it was (weight decay scales with the rate too).
+    torch.testing.assert_close(head.dense.weight.detach(), pretrained)
+    accuracy = (predict_windows(head, x, torch.device("cpu")).argmax(axis=1) == y).mean()
     assert accuracy > 0.9, accuracy
 
 
-def test_export_carries_probabilities_and_the_named_embedding(tmp_path):
-    backbone = load_pretrained("msd_musicnn")
-    model = MusicnnGenre(backbone, BackendHead.pretrained(4, backbone=backbone)).eval()
+def test_export_joins_the_backbone_and_names_the_embedding(tmp_path):
+    # The loop trains only the head; the export puts the frozen backbone under it (the registry's
+    # `exportable`), so the file reads log-mel windows and gives musicnn's embedding as a 2nd output.
+    head = BackendHead.pretrained(4).eval()
     info = ModelInfo(name="mnn-test", version="1", labels=("A", "B", "C", "D"), frontend=musicnn_frontend())
     windows = np.random.default_rng(1).uniform(0, 2, (3, 96, 187)).astype(np.float32)
-    result = export_onnx(model, info, tmp_path / "m.onnx", windows)
-    assert result["max_abs_diff"] < 1e-4
+    export_onnx(head, info, tmp_path / "m.onnx", windows)
     clf = Classifier(tmp_path / "m.onnx", device="cpu")
     assert clf.info.frontend == musicnn_frontend() and clf.info.labels == ("A", "B", "C", "D")
+    assert clf.info.training["model_config"] == {"arch": "musicnn-backend", "n_labels": 4, "dropout": 0.5}
+    model = with_backbone(head).eval()
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["probabilities", "embedding"]
     probs, embedding = session.run(None, {"input": windows})
@@ -101,28 +119,19 @@ def test_export_carries_probabilities_and_the_named_embedding(tmp_path):
     np.testing.assert_allclose(probs, clf.window_probabilities(windows), atol=1e-6)
 
 
-def test_export_of_a_mid_end_head_matches_torch(tmp_path):
-    backbone = load_pretrained("msd_musicnn")
-    model = MusicnnGenre(backbone, MidendHead.pretrained(2, backbone=backbone)).eval()
-    info = ModelInfo(name="mnn-mid", version="1", labels=("A", "B"), frontend=musicnn_frontend())
-    windows = np.random.default_rng(2).uniform(0, 2, (3, 96, 187)).astype(np.float32)
-    assert export_onnx(model, info, tmp_path / "m.onnx", windows)["max_abs_diff"] < 1e-4
-
-
-def test_recipe_rejects_unknown_keys(tmp_path):
-    good = tmp_path / "good.json"
-    good.write_text(json.dumps({"name": "x", "backend": {"epochs": 3}, "comment": "why"}))
-    assert Recipe.read(good).backend == {"epochs": 3}
-    for bad in ({"epoch": 3}, {"backend": {"epoch": 3}}, {"backbone": "msd_vgg"}, "[1, 2]", "{not json"):
-        path = tmp_path / "bad.json"
-        path.write_text(bad if isinstance(bad, str) else json.dumps(bad))
+def test_musicnn_recipes_keep_the_backbones_front_end(tmp_path):
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"arch": "musicnn-backend", "name": "x", "comment": "why"}))
+    assert TrainConfig.read(recipe).frontend_config() == musicnn_frontend()
+    for bad in ({"arch": "musicnn-backend", "frontend": {"n_mels": 64}}, {"arch": "msd_vgg"}, {"backend": {}}):
+        recipe.write_text(json.dumps(bad))
         with pytest.raises(ConfigError):
-            Recipe.read(path)
+            TrainConfig.read(recipe)
 
 
 @pytest.mark.slow
-def test_head_command_builds_a_partially_fine_tuned_model(genre_folder, tmp_path):
-    # `genreclass-train head` with a recipe that tunes the mid-end: front-end outputs cached,
+def test_fit_command_builds_a_partially_fine_tuned_model(genre_folder, tmp_path):
+    # `genreclass-train fit` with a recipe that tunes the mid-end: front-end outputs cached,
     # the mid-end trained, one file that the plugin's runtime loads and that tells the clips apart.
     from click.testing import CliRunner
 
@@ -130,16 +139,17 @@ def test_head_command_builds_a_partially_fine_tuned_model(genre_folder, tmp_path
     from training.cli import main as cli
 
     recipe = tmp_path / "recipe.json"
-    backend = {"epochs": 25, "batch_size": 16, "tune_midend": True, "crop_frames": 160}
-    recipe.write_text(json.dumps({"name": "mid-test", "seed": 1, "backend": backend}))
-    out, cache = tmp_path / "mid.onnx", tmp_path / "cache"
-    args = ["head", str(genre_folder), "--config", str(recipe), "--out", str(out), "--cache", str(cache)]
+    settings = {"arch": "musicnn-midend", "epochs": 25, "batch_size": 16, "windows_per_track": 1, "crop_frames": 160,
+                "valid_fraction": 0.0, "min_tracks": 2}  # fmt: skip
+    recipe.write_text(json.dumps({"name": "mid-test", "seed": 1, **settings}))
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    args = ["fit", str(genre_folder), "--config", str(recipe), "--out", str(out), "--cache", str(cache)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert "fine-tuning the mid-end and back end: 24 tracks" in result.output
+    assert "split: 24 train, 0 valid tracks" in result.output
     assert len(list(cache.glob("musicnn-frontend-*-all/*.npy"))) == 24
-    clf = Classifier(out, device="cpu")
-    assert clf.info.training["arch"] == "musicnn-midend" and clf.info.training["backend_config"]["tune_midend"]
+    clf = Classifier(out / "model.onnx", device="cpu")
+    assert clf.info.training["arch"] == "musicnn-midend" and clf.info.training["config"]["crop_frames"] == 160
     paths = sorted(genre_folder.glob("*/*"))
     outcomes = list(classify_files(clf, paths, max_windows=4, workers=0))
     right = sum(o.prediction.genres[0][0] == Path(o.path).parent.name for o in outcomes)

@@ -11,19 +11,18 @@ from genre_model.classifier import bundled_model_path
 from training.data.genres import select_labels, shared_label_indices
 from training.data.tracks import Track, unify_spellings
 from training.engine.config import TrainConfig
-from training.engine.loop import model_config
 from training.errors import NotEnoughData
 from training.export.backbone import BackboneError, read_backbone, transplant_head
 from training.export.onnx_export import export_onnx
-from training.models.cnn import CNN, CRNN
+from training.models.cnn import build_from_config
 from training.pipelines.retrain import split_by_artist
 
 
 @pytest.mark.parametrize("arch", ["cnn", "crnn"])
 def test_backbone_weights_come_back_exactly_from_the_exported_file(tmp_path, arch):
     torch.manual_seed(0)
-    cfg = model_config(TrainConfig(arch=arch, channels=(8, 16, 16)), FrontendConfig(), 3)
-    net = (CNN if arch == "cnn" else CRNN)(cfg)
+    net = build_from_config(TrainConfig(arch=arch, channels=(8, 16, 16)), 3)
+    cfg = net.config
     with torch.no_grad():  # trained-looking batch-norm statistics, not the defaults
         for m in net.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

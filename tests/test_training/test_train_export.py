@@ -21,7 +21,8 @@ from training.engine.loop import fit, lr_at
 from training.errors import ConfigError, ResumeMismatchError
 from training.evaluation.metrics import metrics_from_probs, track_metrics
 from training.export.onnx_export import PARITY_TOLERANCE, export_onnx
-from training.features.cache import MAX_SECONDS, FeatureCache
+from training.features.cache import MAX_SECONDS
+from training.features.inputs import LogMelInputs
 from training.features.windows import inference_windows, prepare
 
 FE = FrontendConfig()
@@ -32,10 +33,9 @@ def trained(genre_folder, tmp_path_factory):
     tracks = load_folder(genre_folder)
     labels = sorted({t.label for t in tracks})
     train_t, valid_t = group_holdout(tracks, 0.25, seed=0)
-    cache = FeatureCache(tmp_path_factory.mktemp("cache"), FE)
-    digests: dict[str, str] = {}
-    train_w, failures = prepare(train_t, labels, cache, digests, workers=2)
-    valid_w, _ = inference_windows(valid_t, labels, cache, digests, 8)
+    inputs = LogMelInputs(tmp_path_factory.mktemp("cache"), FE, workers=2)
+    train_w, failures = prepare(train_t, labels, inputs)
+    valid_w, _ = inference_windows(valid_t, labels, inputs, 8)
     assert not failures and len(train_w) == len(train_t)
     cfg = TrainConfig(epochs=6, batch_size=16, windows_per_track=8, lr=3e-3, channels=(8, 16), device="cpu", patience=0)
     out = tmp_path_factory.mktemp("run")
@@ -123,14 +123,14 @@ def test_validation_analyses_the_windows_the_plugin_analyses(tmp_path):
     t = np.arange(int(seconds * 22050)) / 22050
     write_audio(tmp_path / "long.wav", (0.3 * np.sin(2 * np.pi * (100 + t) * t)).astype(np.float32)[:, None], 22050)
     track = Track(str(tmp_path / "long.wav"), "Tone", "g", "s")
-    cache = FeatureCache(tmp_path / "cache", FE)
-    got, failures = inference_windows([track], ["Noise", "Tone"], cache, {}, 8)
+    inputs = LogMelInputs(tmp_path / "cache", FE)
+    got, failures = inference_windows([track], ["Noise", "Tone"], inputs, 8)
     assert not failures and got.targets.tolist() == [1]
     expected = track_features(track.path, FE, 8)
     assert window_starts(seconds, FE.window_seconds, 8)[0] < (seconds - MAX_SECONDS) / 2  # outside the excerpt
-    np.testing.assert_array_equal(got.windows[0], expected)
-    again, _ = inference_windows([track], ["Noise", "Tone"], cache, {}, 8)  # read back from the cache
-    np.testing.assert_array_equal(again.windows[0], expected)
+    np.testing.assert_allclose(got.windows[0], expected, atol=1e-4)  # the placement; float noise across processes
+    again, _ = inference_windows([track], ["Noise", "Tone"], inputs, 8)  # read back from the cache
+    np.testing.assert_array_equal(again.windows[0], got.windows[0])
 
 
 def test_lr_schedule_is_a_pure_function():

@@ -21,7 +21,7 @@ import torch
 from genre_model import FrontendConfig
 from training.engine.config import TrainConfig
 from training.errors import ConfigError, ResumeMismatchError
-from training.models.cnn import ModelConfig, build_model
+from training.models.registry import architecture
 
 
 def save_checkpoint(path: Path, ck: dict[str, Any]) -> None:
@@ -37,12 +37,18 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint; returns (model in eval mode, checkpoint dict)."""
+    """Rebuild the network stored in a checkpoint (what the loop trained: for a head on a frozen
+    backbone, the head); returns (network in eval mode, checkpoint dict)."""
     ck = read_checkpoint(path)
-    model = build_model(ModelConfig(**ck["model_config"]))
+    model = rebuild_network(ck["model_config"])
     model.load_state_dict(ck["state_dict"])
     model.eval()
     return model, ck
+
+
+def rebuild_network(model_config: dict[str, Any]) -> torch.nn.Module:
+    """The network a checkpoint's or model file's ``model_config`` describes, as its architecture builds it."""
+    return architecture(model_config["arch"]).function("rebuild")(model_config)
 
 
 def rng_state(rng: np.random.Generator, gen: torch.Generator) -> dict[str, Any]:

@@ -1,11 +1,14 @@
-"""`TrainConfig`: every setting of a network's training run, and the one place of their defaults.
+"""`TrainConfig`: the one recipe schema, every setting of a training run and the one place of their defaults.
 
-A run's settings come from three layers, each overriding the one before: the defaults below,
+Every way of training a network reads it: a CNN/CRNN from scratch, musicnn's back end (or mid-end)
+fine-tuned on cached backbone features, torch retraining on a library. ``arch`` names an entry of
+`training.models.registry` (what the network reads and how it is built); the front end is part of
+the recipe (``frontend``). A run's settings come from three layers, each overriding the one before: the defaults below,
 a recipe file (``recipes/*.json``, the same keys; see `TrainConfig.read`), and the command
 line (`TrainConfig.with_overrides`). The resolved config is saved beside the run as
 ``config.json``, itself a recipe. What the data decides (mel bands and frames from the front
-end, the class count from the labels) is not a setting: `training.engine.loop.model_config` builds
-it. No torch here, so the command line can read and check a recipe before importing it.
+end, the class count from the labels) is not a setting: the architecture's builder derives it.
+No torch here, so the command line can read and check a recipe before importing it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from genre_model import FrontendConfig
+from genre_model.frontend import musicnn_frontend
 from training.errors import ConfigError
+from training.models.registry import ARCHITECTURES, Architecture
 
 # Settings that say where a run executes, not what it computes: a run may resume elsewhere.
 ENVIRONMENT_KEYS = ("device", "threads")
@@ -28,7 +34,10 @@ _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 @dataclasses.dataclass
 class AugmentConfig:
-    """gain_db: +/- range of a random level change. tilt_db: +/- range of a linear tilt across
+    """Augmentation of log-mel windows (architectures whose inputs are ``log-mel`` only; cached
+    backbone features take `TrainConfig.feature_noise` instead).
+
+    gain_db: +/- range of a random level change. tilt_db: +/- range of a linear tilt across
     bands (dB from lowest to highest band). freq_masks/time_masks: SpecAugment mask counts, each
     up to max_freq_mask bands / max_time_mask frames wide. mixup_alpha: Beta(a, a) mixing, 0 = off."""
 
@@ -45,10 +54,15 @@ class AugmentConfig:
 class TrainConfig:
     """Everything that decides a training run.
 
-    arch: "cnn" or "crnn" (`training.models.cnn`); channels: output channels of each conv block;
-        dropout: before the output layer; gru_hidden: GRU state size per direction (CRNN).
+    arch: an entry of `training.models.registry.ARCHITECTURES`: "cnn", "crnn" (`training.models.cnn`),
+        "musicnn-backend", "musicnn-midend" (`training.models.musicnn.heads`).
+    frontend: `genre_model.FrontendConfig` fields over the architecture's front end (e.g.
+        ``{"n_mels": 96}``); an architecture on a pretrained backbone keeps the backbone's.
+    channels: output channels of each conv block (CNN/CRNN); dropout: before the output layer (and,
+        for the musicnn heads, before their dense layer); gru_hidden: GRU state size per direction (CRNN).
     epochs: fixed length of the run (early stopping may end it sooner, see `patience`).
-    windows_per_track: training windows drawn per training track and epoch.
+    windows_per_track: training windows drawn per training track and epoch: an epoch is
+        ``n_tracks * windows_per_track // batch_size`` steps.
     class_balance: 1 = sample every label equally often, 0 = as the data has them, between:
         counts ** (1 - class_balance) (see `TrackWindows.balanced_indices`).
     patience: epochs without a better validation track accuracy before stopping (0 = never).
@@ -56,8 +70,13 @@ class TrainConfig:
     keep_best: return the epoch of best validation track accuracy (else the last epoch, as
         cross-validation must, since its validation fold is its test set).
     eval_windows: windows per validation track, placed as inference places them.
-    backbone_lr_scale: learning rate of the front end and conv blocks relative to `lr` (below 1
-        when fine-tuning: the pretrained features move slowly while the new head learns).
+    backbone_lr_scale: learning rate of the pretrained or inherited layers relative to `lr` (the
+        front end and conv blocks of a CNN/CRNN, musicnn's back end), below 1 when fine-tuning: the
+        pretrained features move slowly while the new output layer learns.
+    midend_lr_scale: musicnn's mid-end relative to `lr` ("musicnn-midend").
+    feature_noise: std of Gaussian noise on the normalised backbone features while training (musicnn
+        heads), their light augmentation. crop_frames: "musicnn-midend": each batch sees a random run
+        of this many of the 187 front-end frames (0: all), a time shift its global pooling allows.
     valid_fraction: share of the tracks held out (as whole groups) when the data has no split
         of its own; 0 trains on everything. min_tracks: fewest tracks a label may have.
     seed: seeds Python, numpy and torch. device: "auto", "cpu", "cuda" or "cuda:N".
@@ -94,10 +113,15 @@ class TrainConfig:
     teacher: str = ""
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
+    frontend: dict[str, Any] = dataclasses.field(default_factory=dict)
+    feature_noise: float = 0.0
+    midend_lr_scale: float = 0.03
+    crop_frames: int = 0
+
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
         checks = [
-            (self.arch in ("cnn", "crnn"), f"arch must be 'cnn' or 'crnn', got {self.arch!r}"),
+            (self.arch in ARCHITECTURES, f"arch must be one of {', '.join(ARCHITECTURES)}, got {self.arch!r}"),
             (bool(self.channels) and min(self.channels) >= 1, "channels must be one or more positive counts"),
             (self.epochs >= 1 and self.batch_size >= 1 and self.windows_per_track >= 1, "epochs, batch_size and windows_per_track must be >= 1"),
             (0 <= self.class_balance <= 1, f"class_balance must be in [0, 1], got {self.class_balance}"),
@@ -106,10 +130,32 @@ class TrainConfig:
             (self.min_tracks >= 1 and self.eval_windows >= 1, "min_tracks and eval_windows must be >= 1"),
             (0 <= self.distill_weight <= 1, f"distill_weight must be in [0, 1], got {self.distill_weight}"),
             (bool(_DEVICE.fullmatch(self.device)), f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
+            (self.feature_noise >= 0 and self.crop_frames >= 0, "feature_noise and crop_frames must be >= 0"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        self.frontend_config()  # a bad front end fails with the recipe, not after the features
+
+    @property
+    def architecture(self) -> Architecture:
+        """The registry entry of `arch`."""
+        return ARCHITECTURES[self.arch]
+
+    def frontend_config(self) -> FrontendConfig:
+        """The front end of this run: the architecture's, with the recipe's ``frontend`` settings over it."""
+        if self.architecture.frontend == "musicnn":
+            if self.frontend:
+                raise ConfigError(f"arch {self.arch} reads MSD_musicnn's front end; frontend settings cannot change it")
+            return musicnn_frontend()
+        known = {f.name for f in dataclasses.fields(FrontendConfig)}
+        unknown = sorted(set(self.frontend) - known)
+        if unknown:
+            raise ConfigError(f"unknown frontend settings {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        try:
+            return FrontendConfig(**self.frontend)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"frontend: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -220,6 +266,10 @@ def _checked(value: Any, hint: Any, name: str, source: str) -> Any:
     elif hint is str:
         if not isinstance(value, str):
             raise wrong
+    elif typing.get_origin(hint) is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: {name} must be an object of settings, got {value!r}")
+        value = dict(value)
     elif typing.get_origin(hint) is tuple:
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value

@@ -1,4 +1,11 @@
-"""Training loop: `fit`, the model it builds from a `TrainConfig`, and window-level prediction with torch."""
+"""The training loop every network of the registry trains with (`fit`), and window-level prediction with torch.
+
+One loop for every architecture: the network comes from `training.models.registry` (a CNN from
+scratch, or a head on cached musicnn features), its parameter groups (which layers learn at
+which rate) from the network itself; the schedule (linear warm-up, cosine decay), AdamW, class-
+and source-balanced sampling, augmentation of log-mel inputs, checkpoints with an exact resume,
+and torchrun's processes are the same for all.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genre_model import FrontendConfig, vote
+from genre_model import vote
 from training.engine.checkpoint import check_resumable, read_checkpoint, restore_rng, rng_state, save_checkpoint
 from training.engine.config import TrainConfig
 from training.engine.distributed import World, gather_shards, gather_states, mean_over_world, training_device
 from training.errors import ConfigError
 from training.features.augment import augment
 from training.features.windows import InferenceWindows, TrackWindows
-from training.models.cnn import BACKBONE_PREFIXES, ModelConfig, build_model
 
 # Ranks > 0 seed their own streams (augmentation, dropout) this far apart from rank 0's: ranks
 # must not augment alike. Rank 0 draws exactly what a single process draws.
@@ -59,25 +65,27 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def model_config(config: TrainConfig, frontend: FrontendConfig, n_labels: int) -> ModelConfig:
-    """The network `config` asks for, shaped for `frontend`'s windows and `n_labels` labels."""
-    return ModelConfig(
-        arch=config.arch,
-        n_mels=frontend.n_mels,
-        n_frames=frontend.n_frames,
-        n_labels=n_labels,
-        channels=config.channels,
-        dropout=config.dropout,
-        gru_hidden=config.gru_hidden,
-    )
+def build_network(config: TrainConfig, n_labels: int) -> torch.nn.Module:
+    """The network `config.arch` names, for `n_labels` labels (`training.models.registry`)."""
+    return config.architecture.function("build")(config, n_labels)
+
+
+def logits_of(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """A network's logits: its output, or the first of its outputs (the rest are extras, e.g. an embedding)."""
+    return output[0] if isinstance(output, tuple) else output
 
 
 @torch.no_grad()
 def predict_windows(model: torch.nn.Module, windows: np.ndarray, device: torch.device, batch: int = 256) -> np.ndarray:
-    """Softmax probabilities for windows (n, n_mels, n_frames) -> (n, n_labels), numpy."""
+    """Softmax probabilities for windows (n, ...) of what the network reads -> (n, n_labels), numpy."""
     model.eval()
     out = [
-        F.softmax(model(torch.from_numpy(windows[i : i + batch]).to(device)), dim=1).cpu().numpy()
+        F.softmax(
+            logits_of(model(torch.from_numpy(np.ascontiguousarray(windows[i : i + batch], np.float32)).to(device))),
+            dim=1,
+        )
+        .cpu()
+        .numpy()
         for i in range(0, len(windows), batch)
     ]
     return np.concatenate(out)
@@ -86,7 +94,7 @@ def predict_windows(model: torch.nn.Module, windows: np.ndarray, device: torch.d
 def track_probabilities(
     model: torch.nn.Module, windows: Sequence[np.ndarray], device: torch.device
 ) -> list[np.ndarray]:
-    """Per-track window probabilities: each track's windows (n_windows, n_mels, n_frames) -> (n_windows, n_labels)."""
+    """Per-track window probabilities: each track's windows (n_windows, ...) -> (n_windows, n_labels)."""
     probs = predict_windows(model, np.concatenate(windows), device)
     bounds = np.cumsum([0] + [len(w) for w in windows])
     return [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
@@ -149,7 +157,6 @@ def fit(
     if not world.is_main:
         log = _silent
     out = Path(out_dir) if out_dir else None
-    model_cfg = model_config(config, train.frontend, len(train.labels))
     steps_per_epoch = max(1, len(train) * config.windows_per_track // config.batch_size)
     resumed = None
     if resume and out and (out / "last.pt").exists():
@@ -159,19 +166,15 @@ def fit(
     seed_everything(config.seed + RANK_SEED_STRIDE * world.rank)
     if config.threads:
         torch.set_num_threads(config.threads)
-    model = build_model(model_cfg).to(device)
+    model = build_network(config, len(train.labels)).to(device)
     if init_state is not None and resumed is None:
         own = model.state_dict()
         model.load_state_dict(
             {k: v for k, v in init_state.items() if k in own and own[k].shape == v.shape}, strict=False
         )
-    backbone = [p for name, p in model.named_parameters() if name.startswith(BACKBONE_PREFIXES)]
-    rest = [p for name, p in model.named_parameters() if not name.startswith(BACKBONE_PREFIXES)]
-    opt = torch.optim.AdamW(
-        [{"params": backbone, "lr_scale": config.backbone_lr_scale}, {"params": rest, "lr_scale": 1.0}],
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-    )
+    # Each group learns at lr x its scale (pretrained or inherited layers slower than new ones).
+    groups = [{"params": params, "lr_scale": scale} for params, scale in model.parameter_groups(config) if params]
+    opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     total = steps_per_epoch * config.epochs
     rng = np.random.default_rng(config.seed)  # batches and crops: alike on every rank
     gen = torch.Generator().manual_seed(config.seed + RANK_SEED_STRIDE * world.rank)  # augmentation
@@ -207,7 +210,7 @@ def fit(
     def checkpoint(epoch: int, **extra: Any) -> dict[str, Any]:
         """What rebuilds the model (and, with `extra`, resumes the run): plain values and tensors."""
         return {
-            "model_config": model_cfg.to_dict(),
+            "model_config": model.model_config(),
             "train_config": config.to_dict(),
             "labels": list(train.labels),
             "frontend": train.frontend.to_dict(),
@@ -235,9 +238,12 @@ def fit(
             if config.distill_weight > 0:  # (1 - w) x the label + w x the teacher's view of the track
                 teacher = torch.from_numpy(train.teacher_probs[idx][mine]).float().to(device)
                 y = torch.lerp(F.one_hot(y, len(train.labels)).float(), teacher, config.distill_weight)
-            x, soft = augment(x, y, len(train.labels), config.augment, gen)
+            if train.rows:  # cached backbone features: the network adds its own noise (feature_noise)
+                soft = y if y.is_floating_point() else F.one_hot(y, len(train.labels)).float()
+            else:
+                x, soft = augment(x, y, len(train.labels), config.augment, gen)
             # Probability targets (mixup's), smoothed towards uniform by torch.
-            loss = F.cross_entropy(net(x), soft, label_smoothing=config.label_smoothing)
+            loss = F.cross_entropy(logits_of(net(x)), soft, label_smoothing=config.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -6,15 +6,14 @@ metadata (the musicnn taggers are not genre models of this project's vocabulary)
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
 
+from training.export.onnx_export import torch_to_onnx
 from training.models.musicnn.constants import N_MELS, PATCH_FRAMES
 from training.models.musicnn.network import load_pretrained
 
-OPSET = 17
 INPUT_NAME = "patches"
 OUTPUT_NAMES = ("probabilities", "embedding")
 
@@ -36,21 +35,11 @@ def tagger_for_export(net: torch.nn.Module) -> torch.nn.Module:
 
 
 def export_musicnn_onnx(name: str, path: Path) -> Path:
-    """Write pretrained network `name` to `path` as ONNX (opset 17, dynamic batch axis).
+    """Write pretrained network `name` to `path` as ONNX (`training.export.onnx_export.OPSET`, dynamic batch axis).
 
     Input "patches": (batch, 96 bands, 187 frames) float32 musicnn log-mel patches.
     Outputs "probabilities" (batch, 50) and "embedding" (batch, 200 for msd_musicnn, 256 for msd_vgg).
     """
-    model = tagger_for_export(load_pretrained(name))
-    dummy = torch.zeros(2, N_MELS, PATCH_FRAMES)
-    with warnings.catch_warnings():
-        # The TorchScript exporter (as training.export.onnx_export uses) warns that it is deprecated, and the
-        # tracer that the input-shape check reads a size; neither changes the exported graph.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
-        torch.onnx.export(
-            model, (dummy,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-            dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)}, opset_version=OPSET, dynamo=False,
-        )  # fmt: skip
+    torch_to_onnx(tagger_for_export(load_pretrained(name)), path, torch.zeros(2, N_MELS, PATCH_FRAMES), INPUT_NAME,
+                  OUTPUT_NAMES)  # fmt: skip
     return path

@@ -1,8 +1,13 @@
-"""Export a trained network to the self-describing `.onnx` of `genre_model.model_file`.
+"""The one way a torch network becomes an `.onnx` (`torch_to_onnx`), and the genre models' export.
 
-The exported graph includes the softmax; its metadata carries labels, front end, training
-summary and metrics. A parity check runs the file in onnxruntime against torch on real
-windows and refuses the export above `PARITY_TOLERANCE`.
+`export_onnx` writes a trained network of the registry as the self-describing `.onnx` of
+`genre_model.model_file`: log-mel windows in (the architecture's `exportable` joins a frozen
+backbone to a head), softmax included, metadata with labels, front end, the network's
+``model_config``, training summary and metrics. Parameters keep their torch names (prefixed
+`PARAMETER_PREFIX`), so `training.export.backbone` reads weights back by name. A parity check runs
+the file in onnxruntime against torch on real windows and refuses the export above
+`PARITY_TOLERANCE`. The musicnn taggers' plain graphs (`training.export.musicnn`) and the backbone
+sessions of the feature cache (`training.features.embeddings`) go through `torch_to_onnx` too.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +27,35 @@ from genre_model import Classifier, FrontendConfig, ModelInfo
 from training.errors import ExportError
 from training.export.metadata import set_info, update_metrics
 
-__all__ = ["ExportError", "PARITY_TOLERANCE", "export_onnx", "update_metrics"]
+__all__ = ["ExportError", "OPSET", "PARITY_TOLERANCE", "export_onnx", "torch_to_onnx", "update_metrics"]
 
 PARITY_TOLERANCE = 1e-4  # max abs difference of probabilities, torch vs onnxruntime
-OPSET = 17
+OPSET = 17  # onnxruntime >= 1.12 runs it; every file this project writes uses it
+# Exported parameter names are the network's state-dict keys under the softmax wrapper's attribute.
+PARAMETER_PREFIX = "net."
+
+
+def torch_to_onnx(
+    module: torch.nn.Module, path: str | os.PathLike[str], example: torch.Tensor, input_name: str,
+    output_names: Sequence[str], fold_constants: bool = True,
+) -> None:  # fmt: skip
+    """Write `module` (eval mode) to `path`: one input `input_name` shaped like `example`, the
+    outputs `output_names`, the batch axis of all dynamic, opset `OPSET`.
+
+    fold_constants: False keeps batch norms as separate nodes with their own statistics (so
+    weights can be read back for fine-tuning; onnxruntime fuses them at load time anyway).
+    """
+    # The TorchScript exporter handles the GRU with a dynamic batch axis in one pass; its
+    # deprecation and tracer warnings are not the user's concern.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+        torch.onnx.export(
+            module.eval(), (example,), str(path), input_names=[input_name], output_names=list(output_names),
+            dynamic_axes={name: {0: "batch"} for name in [input_name, *output_names]}, opset_version=OPSET,
+            dynamo=False, do_constant_folding=fold_constants,
+        )  # fmt: skip
 
 
 class _WithSoftmax(torch.nn.Module):
@@ -44,34 +75,28 @@ class _WithSoftmax(torch.nn.Module):
 
 
 def export_onnx(
-    model: torch.nn.Module, info: ModelInfo, out_path: str | os.PathLike[str], parity_windows: np.ndarray
+    network: torch.nn.Module, info: ModelInfo, out_path: str | os.PathLike[str], parity_windows: np.ndarray
 ) -> dict[str, Any]:
-    """Write `model` with `info` to `out_path` and check parity on `parity_windows`.
+    """Write trained `network` (as the training loop built it) with `info` to `out_path` and check
+    parity on `parity_windows`.
 
     parity_windows: real log-mel windows (n, n_mels, n_frames) to compare outputs on.
     returns: {"max_abs_diff": float, "n_windows": int}. Raises `ExportError` (and removes the
     file) when the difference exceeds `PARITY_TOLERANCE`.
     """
+    from training.models.registry import architecture
+
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    wrapped = _WithSoftmax(model.cpu().eval()).eval()
-    if hasattr(model, "config"):  # rebuilding the network from the file needs its architecture
-        info = dataclasses.replace(info, training={**info.training, "model_config": model.config.to_dict()})
+    model_config = network.model_config()  # rebuilding the network from the file needs its architecture
+    info = dataclasses.replace(info, training={**info.training, "model_config": model_config})
+    model = architecture(model_config["arch"]).function("exportable")(network.cpu().eval())
+    wrapped = _WithSoftmax(model).eval()
     fe: FrontendConfig = info.frontend
-    dummy = torch.zeros(2, fe.n_mels, fe.n_frames)
     tmp = out_path.with_suffix(".tmp.onnx")
-    # The TorchScript exporter handles the GRU with a dynamic batch axis in one pass; its
-    # deprecation warning is not the user's concern. No constant folding: batch norms stay
-    # separate nodes with their own statistics, so `training.export.backbone` can read the trained
-    # weights back for fine-tuning (onnxruntime fuses them into the convolutions at load time).
     outputs = ["probabilities", *wrapped.extra_outputs]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            wrapped, (dummy,), str(tmp), input_names=["input"], output_names=outputs,
-            dynamic_axes={name: {0: "batch"} for name in ["input", *outputs]}, opset_version=OPSET, dynamo=False,
-            do_constant_folding=False,
-        )  # fmt: skip
+    # No constant folding: `training.export.backbone` reads the trained batch norms back by name.
+    torch_to_onnx(wrapped, tmp, torch.zeros(2, fe.n_mels, fe.n_frames), "input", outputs, fold_constants=False)
     proto = onnx.load(str(tmp))
     onnx.checker.check_model(proto)
     set_info(proto, info)

@@ -1,6 +1,7 @@
-"""features: what a network reads, computed once and cached: log-mel spectrograms, training windows,
-augmentation, and a pretrained backbone's outputs (embeddings).
+"""features: what a network reads, computed once and cached: log-mel spectrograms, a pretrained
+backbone's outputs, training windows, augmentation.
 
-A new cached input goes beside `cache.py` (log-mel) and `embeddings.py` (backbone outputs); a new
-augmentation in `augment.py`; how windows are cut from a track in `windows.py`.
+`inputs.py` has one class per kind of input (the registry names each architecture's); a new cached input
+is a class there, computed beside `cache.py` (log-mel) or `embeddings.py` (backbone outputs); a new
+augmentation goes in `augment.py`; how windows are drawn from a track in `windows.py`.
 """

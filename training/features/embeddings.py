@@ -19,6 +19,7 @@ import torch
 
 from genre_model.classifier import quiet_onnxruntime
 from genre_model.frontend import musicnn_frontend
+from training.export.onnx_export import torch_to_onnx
 from training.features.cache import cached_window_outputs, frontend_digest
 from training.models.musicnn.constants import N_MELS, PATCH_FRAMES
 from training.models.musicnn.network import Musicnn, MusicnnVgg
@@ -103,11 +104,7 @@ def _session(network: torch.nn.Module, folder: Path):
     onnxruntime = quiet_onnxruntime()
     path = folder / f"backbone.{os.getpid()}.onnx"
     folder.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        network.eval(), (torch.zeros(2, N_MELS, PATCH_FRAMES),), str(path), input_names=["input"],
-        output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=17,
-        dynamo=False,
-    )  # fmt: skip
+    torch_to_onnx(network, path, torch.zeros(2, N_MELS, PATCH_FRAMES), "input", ["output"])
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 2
     try:

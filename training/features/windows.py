@@ -1,9 +1,10 @@
-"""Training windows cut from cached spectrograms, and validation windows decoded as inference decodes them.
+"""Training windows drawn from what the network reads, and validation windows placed as inference places them.
 
-Training draws random window offsets from a class- and source-balanced choice of tracks, out
-of each track's cached spectrogram (its central `training.features.cache.MAX_SECONDS`). Validation
-analyses what the plugin would: the windows `genre_model.track_features` decodes from the
-whole file (`genre_model.window_starts`), cached per file content.
+Training draws a class- and source-balanced choice of tracks and one window of each: a random
+offset into the track's cached spectrogram (its central `training.features.cache.MAX_SECONDS`),
+or a random one of its cached backbone rows. Validation analyses what the plugin would: the
+windows `genre_model.track_features` decodes from the whole file (`genre_model.window_starts`).
+`training.features.inputs` computes and caches both, per kind of input.
 """
 
 from __future__ import annotations
@@ -16,22 +17,34 @@ import numpy as np
 
 from genre_model import FrontendConfig
 from training.data.tracks import Track
-from training.features.cache import FeatureCache, cached_window_outputs, file_digest
+from training.features.inputs import Inputs
 
 
 class TrackWindows:
-    """Cached spectrograms of labelled tracks, and windows cut from them.
+    """What a network trains on, per labelled track, and random windows drawn from it.
 
-    tracks: the tracks (all decodable and cached); labels: the model's label order.
+    tracks: the tracks (all decodable); arrays: one per track, either its log-mel spectrogram
+    (n_mels, T) from which windows are cut at random offsets, or (with `rows`) the network's
+    input for each of its whole windows (n_windows, ...), e.g. cached backbone features, of which
+    one row is drawn; labels: the model's label order; frontend: the front end the arrays come
+    from. crop_frames: with `rows` of (n_windows, channels, frames), each batch keeps a random run
+    of this many frames (0: all).
     """
 
     def __init__(
-        self, tracks: Sequence[Track], digests: Sequence[str], cache: FeatureCache, labels: Sequence[str]
+        self,
+        tracks: Sequence[Track],
+        arrays: Sequence[np.ndarray],
+        labels: Sequence[str],
+        frontend: FrontendConfig,
+        rows: bool = False,
+        crop_frames: int = 0,
     ) -> None:
         self.tracks = list(tracks)
         self.labels = list(labels)
-        self.frontend: FrontendConfig = cache.frontend
-        self.mels = [cache.load(d) for d in digests]  # memory-mapped (n_mels, T) float16
+        self.frontend = frontend
+        self.arrays = list(arrays)  # memory-mapped where they come from a cache
+        self.rows, self.crop_frames = rows, crop_frames
         self.targets = np.array([self.labels.index(t.label) for t in self.tracks], dtype=np.int64)
         # A teacher's probabilities per track, (n_tracks, n_labels) in `labels` order, for
         # distillation (`training.engine.distill`); None without a teacher.
@@ -67,27 +80,30 @@ class TrackWindows:
         return out
 
     def random_crops(self, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One window at a random offset from each track: (len(indices), n_mels, n_frames) float32."""
+        """One window of each track at a random place, float32: (len(indices), n_mels, n_frames)
+        cut from a spectrogram, or (len(indices), ...) a random row of each track's `arrays`."""
+        if self.rows:
+            out = np.stack([self.arrays[i][rng.integers(len(self.arrays[i]))] for i in indices]).astype(np.float32)
+            if out.ndim == 3 and 0 < self.crop_frames < out.shape[2]:
+                start = int(rng.integers(0, out.shape[2] - self.crop_frames + 1))
+                out = np.ascontiguousarray(out[:, :, start : start + self.crop_frames])
+            return out
         n_frames = self.frontend.n_frames
         out = np.empty((len(indices), self.frontend.n_mels, n_frames), dtype=np.float32)
         for k, i in enumerate(indices):
-            mel = self.mels[i]
+            mel = self.arrays[i]
             offset = rng.integers(0, mel.shape[1] - n_frames + 1)
             out[k] = mel[:, offset : offset + n_frames]
         return out
-
-    def parity_windows(self, n: int = 8) -> np.ndarray:
-        """One window from each of the first `n` tracks, at fixed offsets: real input for an export's
-        parity check, (n, n_mels, n_frames) float32."""
-        return self.random_crops(np.arange(min(n, len(self))), np.random.default_rng(0))
 
 
 @dataclasses.dataclass
 class InferenceWindows:
     """Labelled tracks and the windows the plugin would analyse in each, decoded from the files.
 
-    windows: one (n_windows_i, n_mels, n_frames) float32 array per track; labels: the model's
-    label order.
+    windows: per track, the network's input for each of those windows, (n_windows_i, ...): log-mel
+    (n_windows_i, n_mels, n_frames) float32, or the frozen backbone's outputs on them; labels: the
+    model's label order.
     """
 
     tracks: list[Track]
@@ -109,50 +125,29 @@ class InferenceWindows:
 def inference_windows(
     tracks: Sequence[Track],
     labels: Sequence[str],
-    cache: FeatureCache,
-    digests: dict[str, str],
+    inputs: Inputs,
     max_windows: int | None,
-    workers: int = 1,
     log: Callable[[str], None] = print,
 ) -> tuple[InferenceWindows, dict[str, str]]:
-    """The windows the plugin analyses in each track with `max_windows` (None: every whole window),
-    cached beside `cache`'s spectrograms; returns the decodable tracks' and {path: failure reason}."""
-    found, failures = cached_window_outputs(
-        [t.path for t in tracks], cache.dir / f"windows-{max_windows or 'all'}", cache.frontend, max_windows,
-        _as_decoded, workers, digests, "validation windows", log,
-    )  # fmt: skip
+    """The network's inputs for the windows the plugin analyses in each track with `max_windows`
+    (None: every whole window); returns the decodable tracks' and {path: failure reason}."""
+    found, failures = inputs.inference([t.path for t in tracks], max_windows, log)
     for path, reason in failures.items():
         log(f"skipped {path}: {reason}")
     kept = [(t, w) for t, w in zip(tracks, found, strict=True) if w is not None]
     return InferenceWindows([t for t, _ in kept], list(labels), [w for _, w in kept]), failures
 
 
-def _as_decoded(windows: np.ndarray) -> np.ndarray:
-    return windows
-
-
 def prepare(
-    tracks: Sequence[Track],
-    labels: Sequence[str],
-    cache: FeatureCache,
-    digests: dict[str, str],
-    workers: int = 1,
-    log=print,
+    tracks: Sequence[Track], labels: Sequence[str], inputs: Inputs, log: Callable[[str], None] = print
 ) -> tuple[TrackWindows, dict[str, str]]:
-    """Cache the features of `tracks` and wrap the decodable ones in `TrackWindows`.
-
-    digests: {path: content hash}, filled in as needed. returns (windows, {path: failure reason}).
-    """
-    for t in tracks:
-        if t.path not in digests:
-            digests[t.path] = file_digest(t.path)
-
-    def progress(done: int, todo: int) -> None:
-        if done == todo or done % 50 == 0:
-            log(f"features: {done}/{todo} computed")
-
-    failures = cache.ensure([t.path for t in tracks], [digests[t.path] for t in tracks], workers, progress)
+    """What the network trains on for each of `tracks` (computed once, then read from the cache),
+    the decodable ones wrapped in `TrackWindows`; returns (windows, {path: failure reason})."""
+    found, failures = inputs.training([t.path for t in tracks], log)
     for path, reason in failures.items():
         log(f"skipped {path}: {reason}")
-    good = [t for t in tracks if t.path not in failures]
-    return TrackWindows(good, [digests[t.path] for t in good], cache, labels), failures
+    kept = [(t, a) for t, a in zip(tracks, found, strict=True) if a is not None]
+    arrays = [a for _, a in kept]
+    return TrackWindows(
+        [t for t, _ in kept], arrays, labels, inputs.frontend, inputs.rows, inputs.crop_frames
+    ), failures

@@ -7,12 +7,15 @@ makes them. Output: logits (batch, n_labels). The class count comes from the lab
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from training.errors import ConfigError
+
+if TYPE_CHECKING:
+    from training.engine.config import TrainConfig
 
 
 @dataclasses.dataclass
@@ -73,7 +76,19 @@ class _Frontend(nn.Module):
         return self.norm(x).unsqueeze(1)
 
 
-class CNN(nn.Module):
+class _GenreNetwork(nn.Module):
+    """What the training loop asks of every network: how to rebuild it and how its parameters learn."""
+
+    config: ModelConfig
+
+    def model_config(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    def parameter_groups(self, config: TrainConfig) -> list[tuple[list[nn.Parameter], float]]:
+        return parameter_groups(self, config)
+
+
+class CNN(_GenreNetwork):
     """Conv blocks, then mean+max pooling over frequency and time, then a dense classifier."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -90,7 +105,7 @@ class CNN(nn.Module):
         return self.head(pooled)  # (batch, n_labels)
 
 
-class CRNN(nn.Module):
+class CRNN(_GenreNetwork):
     """Conv blocks, then a bidirectional GRU over the remaining time steps, then dense."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -114,6 +129,38 @@ class CRNN(nn.Module):
         return self.head(seq.mean(dim=1))  # (batch, n_labels)
 
 
-def build_model(config: ModelConfig) -> nn.Module:
+def build_model(config: ModelConfig) -> CNN | CRNN:
     """The network named by `config.arch`."""
     return CNN(config) if config.arch == "cnn" else CRNN(config)
+
+
+def build_from_config(config: TrainConfig, n_labels: int) -> CNN | CRNN:
+    """The network a recipe asks for, shaped for its front end's windows and `n_labels` labels
+    (the registry's ``build``)."""
+    frontend = config.frontend_config()
+    return build_model(
+        ModelConfig(
+            arch=config.arch, n_mels=frontend.n_mels, n_frames=frontend.n_frames, n_labels=n_labels,
+            channels=config.channels, dropout=config.dropout, gru_hidden=config.gru_hidden,
+        )
+    )  # fmt: skip
+
+
+def rebuild(model_config: dict[str, Any]) -> CNN | CRNN:
+    """The network a checkpoint or model file describes (the registry's ``rebuild``)."""
+    return build_model(ModelConfig(**model_config))
+
+
+def as_exportable(network: CNN | CRNN) -> CNN | CRNN:
+    """The network reads log-mel windows itself (the registry's ``exportable``)."""
+    return network
+
+
+def parameter_groups(network: nn.Module, config: TrainConfig) -> list[tuple[list[nn.Parameter], float]]:
+    """(parameters, learning-rate scale): front end and conv blocks at ``backbone_lr_scale``
+    (below 1 when fine-tuning from a trained model), the rest (GRU, head) at 1."""
+    named = list(network.named_parameters())
+    return [
+        ([p for n, p in named if n.startswith(BACKBONE_PREFIXES)], config.backbone_lr_scale),
+        ([p for n, p in named if not n.startswith(BACKBONE_PREFIXES)], 1.0),
+    ]

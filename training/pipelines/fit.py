@@ -1,10 +1,11 @@
-"""`genreclass-train fit`'s run: a CNN/CRNN trained on labelled tracks and exported as one `.onnx`.
+"""`genreclass-train fit`'s run: any architecture of the registry trained from a recipe and exported as one `.onnx`.
 
 Steps, in order: load the tracks, choose the labels, split them by group (refusing a split with a
-group or a file on both sides), compute or read the cached log-mels, cut windows, optionally a
-teacher's soft targets, train (`engine.loop.fit`, under torchrun on several processes), then on
-rank 0 the validation metrics, plots and the export. Errors are typed (`training.errors`); the
-command turns them into one line.
+group or a file on both sides), compute or read the cached inputs of the architecture (log-mel
+spectrograms, or a frozen backbone's features), optionally a teacher's soft targets, train
+(`engine.loop.fit`, under torchrun on several processes), then on rank 0 the validation metrics,
+plots and the export. Both bundled models are built by this one path from their recipes.
+Errors are typed (`training.errors`); the command turns them into one line.
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from genre_model import FrontendConfig, ModelError, ModelInfo
+import numpy as np
+
+from genre_model import FrontendConfig, ModelError, ModelInfo, track_features
 from genre_model.model_file import version_stamp
 from training.data.genres import select_labels
 from training.data.splits import check_disjoint, group_holdout
-from training.data.tracks import load_all
+from training.data.tracks import Track, load_all
 from training.engine.config import TrainConfig
 from training.errors import ConfigError, SplitLeakError
 from training.evaluation.metrics import card_metrics
-from training.features.cache import FeatureCache, file_digest
+from training.features.cache import file_digest
+from training.features.inputs import inputs_for
 from training.features.windows import inference_windows, prepare
+
+# Tracks and windows per track whose log-mel windows check an export's parity with torch.
+PARITY_TRACKS, PARITY_WINDOWS_PER_TRACK = 8, 2
 
 
 def peak_rss_mb() -> float:
@@ -53,7 +60,8 @@ def fit_and_export(
     """Train a network on the tracks of `data` as `config` says and write, in `out`: model.onnx,
     the run's checkpoints and config.json, metrics and plots (with a validation split), run.json.
 
-    cv_report: a cross-validation report whose figures for `config.arch` go on the model's card
+    cache: the feature caches' folder [OUT/../feature-cache]. cv_report: a cross-validation report
+    (`benchmarks/cross_validate.py`) whose figures for the recipe's `name` go on the model's card
     instead of the validation split's. world: the torchrun processes (`engine.distributed`); only
     rank 0 speaks and writes.
     """
@@ -82,6 +90,7 @@ def fit_and_export(
     else:
         train_t, valid_t = tracks, []
     digests: dict[str, str] = {}
+    inputs = inputs_for(config, cache or out.parent / "feature-cache", digests, workers)
     try:
         check_disjoint(
             train_t, valid_t, lambda p: digests[p] if p in digests else digests.setdefault(p, file_digest(p))
@@ -90,15 +99,15 @@ def fit_and_export(
         raise SplitLeakError(f"refusing a leaky split: {exc}") from None
     echo(f"labels: {', '.join(f'{label} {counts[label]}' for label in labels)}")
     echo(f"split: {len(train_t)} train, {len(valid_t)} valid tracks")
-    fcache = FeatureCache(cache or out.parent / "feature-cache", FrontendConfig())
+    echo(f"{config.arch}: {config.architecture.description}")
     if world.distributed:  # each rank computes its share of the features, then all read them all
-        prepare(world.shard(train_t), labels, fcache, digests, workers, echo)
-        inference_windows(world.shard(valid_t), labels, fcache, digests, config.eval_windows, workers, echo)
+        prepare(world.shard(train_t), labels, inputs, echo)
+        inference_windows(world.shard(valid_t), labels, inputs, config.eval_windows, echo)
         barrier(world)
-    train_w, _ = prepare(train_t, labels, fcache, digests, workers, echo)
+    train_w, _ = prepare(train_t, labels, inputs, echo)
     valid_w = None
     if valid_t:
-        valid_w = inference_windows(valid_t, labels, fcache, digests, config.eval_windows, workers, echo)[0]
+        valid_w = inference_windows(valid_t, labels, inputs, config.eval_windows, echo)[0]
     if config.distill_weight > 0:
         if not config.teacher:
             raise ConfigError("distill_weight > 0 needs a teacher model: --set teacher=MODEL.onnx")
@@ -128,22 +137,18 @@ def fit_and_export(
             f"validation: track accuracy {metrics['track_accuracy']:.3f}, balanced {metrics['balanced_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}"
         )
     if cv_report:
-        report = json.loads(Path(cv_report).read_text())
-        if config.arch not in report.get("methods", {}):
-            raise ConfigError(f"{cv_report} has no results for arch {config.arch}")
-        cv = report["methods"][config.arch]
-        metrics = {"protocol": f"{report['folds']}-fold group cross-validation, {report['epochs']} epochs"}
-        metrics |= card_metrics(cv)
-    parity = train_w.parity_windows(16)
+        metrics = cv_card(cv_report, config.name)
+    parity = parity_windows(train_w.tracks, inputs.frontend)
     with torch.no_grad():
         torch.save({"windows": torch.from_numpy(parity)}, out / "parity_windows.pt")
     info = ModelInfo(
         name=config.name,
         version=version_stamp(),
         labels=tuple(labels),
-        frontend=fcache.frontend,
+        frontend=inputs.frontend,
         training={
             "arch": config.arch,
+            "architecture": config.architecture.description,
             "epochs_run": len(result.history),
             "best_epoch": result.best_epoch,
             "n_train_tracks": len(train_w),
@@ -160,3 +165,21 @@ def fit_and_export(
     main_echo(
         f"wrote {out / 'model.onnx'} ({summary['seconds']:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MB, parity {parity_result['max_abs_diff']:.1e})"
     )
+
+
+def parity_windows(tracks: list[Track], frontend: FrontendConfig) -> np.ndarray:
+    """Real log-mel windows of the first training tracks, decoded as the plugin decodes them: what
+    an export's parity check compares torch and onnxruntime on, (n, n_mels, n_frames) float32."""
+    return np.concatenate([track_features(t.path, frontend, PARITY_WINDOWS_PER_TRACK) for t in tracks[:PARITY_TRACKS]])
+
+
+def cv_card(report_path: str | Path, name: str) -> dict:
+    """The model card's figures from a cross-validation report (`benchmarks/cross_validate.py`)
+    for the recipe called `name`; `ConfigError` when the report has none."""
+    report = json.loads(Path(report_path).read_text())
+    if name not in report.get("methods", {}):
+        raise ConfigError(f"{report_path} has no results for {name!r}; it has {sorted(report.get('methods', {}))}")
+    method = report["methods"][name]
+    sources = report.get("sources", [])
+    protocol = f"{report['folds']}-fold group cross-validation" + (f" over {', '.join(sources)}" if sources else "")
+    return {"protocol": protocol, **card_metrics(method)}

@@ -13,8 +13,9 @@ from genre_model import ModelInfo
 from genre_model.model_file import version_stamp
 from training.data.splits import check_disjoint
 from training.errors import NotEnoughData
-from training.features.cache import FeatureCache
+from training.features.inputs import LogMelInputs
 from training.features.windows import inference_windows, prepare
+from training.pipelines.fit import parity_windows
 from training.pipelines.retrain import RetrainJob, Trained
 
 
@@ -39,14 +40,15 @@ def train_network(job: RetrainJob) -> Trained:
     # Fine-tuning starts from everything the base model learnt that the new vocabulary can use:
     # front end, conv blocks, and the output rows of the genres both know.
     init_state = None if options.from_scratch else transplant_head(pretrained, base_info.labels, labels, options.seed)
-    config = options.train_config(
-        arch=model_cfg.arch, channels=model_cfg.channels, dropout=model_cfg.dropout, gru_hidden=model_cfg.gru_hidden
-    )
     # The base model's front end, read from its file: its conv blocks were trained on exactly these features.
-    cache = FeatureCache(job.cache_dir, base_info.frontend)
+    config = options.train_config(
+        arch=model_cfg.arch, channels=model_cfg.channels, dropout=model_cfg.dropout, gru_hidden=model_cfg.gru_hidden,
+        frontend=base_info.frontend.to_dict(),
+    )  # fmt: skip
     digests: dict[str, str] = {}
-    train_w, _ = prepare(train_tracks, labels, cache, digests, options.workers, log)
-    valid_w, _ = inference_windows(valid_tracks, labels, cache, digests, config.eval_windows, options.workers, log)
+    inputs = LogMelInputs(job.cache_dir, config.frontend_config(), digests, options.workers)
+    train_w, _ = prepare(train_tracks, labels, inputs, log)
+    valid_w, _ = inference_windows(valid_tracks, labels, inputs, config.eval_windows, log)
     check_disjoint(train_w.tracks, valid_w.tracks, digests.__getitem__)
     if len(valid_w) == 0:
         raise NotEnoughData("none of the held-out tracks could be decoded; nothing to check the new model on")
@@ -58,7 +60,7 @@ def train_network(job: RetrainJob) -> Trained:
         name=options.name,
         version=options.version or version_stamp(),
         labels=tuple(labels),
-        frontend=cache.frontend,
+        frontend=inputs.frontend,
         training={
             "arch": model_cfg.arch,
             "start": "scratch" if options.from_scratch else base_info.model_id,
@@ -66,5 +68,5 @@ def train_network(job: RetrainJob) -> Trained:
             "config": config.to_dict(),
         },
     )
-    export_onnx(result.model, info, job.out_path, train_w.parity_windows(16))
+    export_onnx(result.model, info, job.out_path, parity_windows(train_w.tracks, inputs.frontend))
     return Trained(train_w.tracks, valid_w.tracks, result.history, "last epoch")

@@ -1,11 +1,12 @@
 """A genre classifier on the pretrained MSD_musicnn: its top blocks fine-tuned, a new output layer.
 
-Two depths of fine-tuning, both on cached outputs of the frozen part:
-- `BackendHead` (``tune_midend: false``): the front end and mid-end stay frozen and their pooled
+Two depths of fine-tuning, both on cached outputs of the frozen part, both trained by the one
+loop (`training.engine.loop.fit`) with the settings of a `TrainConfig` recipe:
+- `BackendHead` (arch ``musicnn-backend``): the front end and mid-end stay frozen and their pooled
   output (1506 per window) is cached; the back end (batch norm over the pooled features, dense
   1506 -> 200, ReLU, batch norm: musicnn's 'penultimate') starts from the pretrained weights and is
   fine-tuned at a lower rate than the new 200 -> n_labels output layer.
-- `MidendHead` (``tune_midend: true``, partial fine-tuning): only the front end is frozen and its
+- `MidendHead` (arch ``musicnn-midend``, partial fine-tuning): only the front end is frozen and its
   output (561 x 187 per window) is cached; the mid-end's three 1-D convs learn too, at a lower rate
   still. The front end holds ~95 % of the multiply-adds, so this costs ~3 ms a window per step on
   2 CPU cores where the whole network costs ~300.
@@ -15,9 +16,8 @@ Two depths of fine-tuning, both on cached outputs of the frozen part:
 from __future__ import annotations
 
 import copy
-import dataclasses
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,32 +25,12 @@ from torch import nn
 from training.models.musicnn.constants import EMBEDDING_UNITS, POOLED_FEATURES, TF_BN_EPS
 from training.models.musicnn.network import Musicnn, interleave_pools, load_pretrained, midend_pools
 
+if TYPE_CHECKING:
+    from training.engine.config import TrainConfig
 
-@dataclasses.dataclass
-class BackendConfig:
-    """Fine-tuning of the top of the backbone on cached features (one row per 3-s window).
-
-    lr: AdamW rate of the new output layer; the pretrained back end learns at lr * backbone_lr_scale.
-    class_balance: sampling weight of a window ~ (its label's window count) ** -class_balance
-        (0: as found, 1: every label equally often).
-    tune_midend: also fine-tune the mid-end, at lr * midend_lr_scale, on cached front-end outputs
-        (`MidendHead`); an epoch is then len(windows) // batch_size steps as for the back end.
-    crop_frames: with tune_midend, each batch sees a random run of this many of the 187 frames
-        (0: all), a time-shift augmentation the mid-end's global pooling allows.
-    """
-
-    epochs: int = 40
-    batch_size: int = 256
-    lr: float = 3e-3
-    backbone_lr_scale: float = 0.1
-    weight_decay: float = 1e-2
-    dropout: float = 0.5
-    label_smoothing: float = 0.1
-    class_balance: float = 1.0
-    feature_noise: float = 0.1  # std of Gaussian noise on the normalised pooled features, a light augmentation
-    tune_midend: bool = False
-    midend_lr_scale: float = 0.03
-    crop_frames: int = 0
+BACKBONE = "msd_musicnn"  # the pretrained network both heads continue
+# Parameter-name prefixes of the pretrained back end in a `BackendHead` (all but the new output layer).
+_PRETRAINED_BACKEND = ("pool_norm.", "dense.", "dense_norm.")
 
 
 class BackendHead(nn.Module):
@@ -76,6 +56,17 @@ class BackendHead(nn.Module):
             getattr(head, name).load_state_dict(getattr(backbone, name).state_dict())
         return head
 
+    def model_config(self) -> dict[str, Any]:
+        return {"arch": "musicnn-backend", "n_labels": self.classifier.out_features, "dropout": self.dropout.p}
+
+    def parameter_groups(self, config: TrainConfig) -> list[tuple[list[nn.Parameter], float]]:
+        """The pretrained back end at ``backbone_lr_scale``, the new output layer at 1."""
+        named = list(self.named_parameters())
+        return [
+            ([p for n, p in named if n.startswith(_PRETRAINED_BACKEND)], config.backbone_lr_scale),
+            ([p for n, p in named if not n.startswith(_PRETRAINED_BACKEND)], 1.0),
+        ]
+
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.pool_norm(pooled)
         if self.training and self.noise > 0:
@@ -98,6 +89,13 @@ class MidendHead(nn.Module):
         """MSD_musicnn's mid-end and back end with a new, randomly initialised output layer."""
         backbone = backbone or load_pretrained("msd_musicnn")
         return cls(copy.deepcopy(backbone.midend), BackendHead.pretrained(n_labels, dropout, backbone))
+
+    def model_config(self) -> dict[str, Any]:
+        return {**self.backend.model_config(), "arch": "musicnn-midend"}
+
+    def parameter_groups(self, config: TrainConfig) -> list[tuple[list[nn.Parameter], float]]:
+        """The mid-end at ``midend_lr_scale``, then the back end's groups."""
+        return [(list(self.midend.parameters()), config.midend_lr_scale), *self.backend.parameter_groups(config)]
 
     def forward(self, frontend: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.backend(interleave_pools(*midend_pools(self.midend, frontend)))
@@ -124,59 +122,29 @@ class MusicnnGenre(nn.Module):
         return self.head(getattr(self.backbone, self.head.reads)(x))
 
 
-def fit_backend(features: np.ndarray, targets: np.ndarray, n_labels: int, config: BackendConfig, seed: int = 0) -> Head:
-    """Fine-tune a pretrained head on window rows `features` with labels `targets` (n,).
-
-    features: (n, 1506) pooled features for a `BackendHead`, or with ``config.tune_midend``
-    (n, 561, 187) front-end outputs (float16 is fine: batches are cast) for a `MidendHead`.
-    """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    if config.tune_midend:
-        head: Head = MidendHead.pretrained(n_labels, config.dropout)
-        backend = head.backend
-        groups = [{"params": list(head.midend.parameters()), "lr": config.lr * config.midend_lr_scale}]
-    else:
-        head = backend = BackendHead.pretrained(n_labels, config.dropout)
-        groups = []
-    backend.noise = config.feature_noise
-    pretrained = [p for n, p in backend.named_parameters() if not n.startswith("classifier.")]
-    groups += [
-        {"params": pretrained, "lr": config.lr * config.backbone_lr_scale},
-        {"params": list(backend.classifier.parameters()), "lr": config.lr},
-    ]
-    optimiser = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    counts = np.bincount(targets, minlength=n_labels).astype(np.float64)
-    weights = counts[targets] ** -config.class_balance
-    weights /= weights.sum()
-    y_all = torch.from_numpy(targets)
-    steps = max(1, len(targets) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=[g["lr"] for g in optimiser.param_groups], total_steps=config.epochs * steps
-    )
-    head.train()
-    for _ in range(config.epochs):
-        for _ in range(steps):
-            idx = rng.choice(len(targets), config.batch_size, p=weights)
-            x = torch.from_numpy(np.ascontiguousarray(features[idx], np.float32))
-            if config.tune_midend and 0 < config.crop_frames < x.shape[2]:
-                start = int(rng.integers(0, x.shape[2] - config.crop_frames + 1))
-                x = x[:, :, start : start + config.crop_frames]
-            logits, _ = head(x)
-            loss = F.cross_entropy(logits, y_all[idx], label_smoothing=config.label_smoothing)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-    return head.eval()
+def build_backend(config: TrainConfig, n_labels: int) -> BackendHead:
+    """The registry's ``build`` for ``musicnn-backend``: MSD_musicnn's back end, a new output layer,
+    `config.feature_noise` on its normalised input while training."""
+    head = BackendHead.pretrained(n_labels, config.dropout)
+    head.noise = config.feature_noise
+    return head
 
 
-@torch.no_grad()
-def predict_backend(head: Head, features: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Softmax probabilities (n, n_labels) of window rows `features` (what `head` reads)."""
-    head.eval()
-    out = [
-        torch.softmax(head(torch.from_numpy(np.ascontiguousarray(features[b : b + batch], np.float32)))[0], dim=1)
-        for b in range(0, len(features), batch)
-    ]
-    return torch.cat(out).numpy()
+def build_midend(config: TrainConfig, n_labels: int) -> MidendHead:
+    """The registry's ``build`` for ``musicnn-midend``: MSD_musicnn's mid-end and back end, a new output layer."""
+    head = MidendHead.pretrained(n_labels, config.dropout)
+    head.backend.noise = config.feature_noise
+    return head
+
+
+def rebuild(model_config: dict[str, Any]) -> Head:
+    """A head of the shape a checkpoint records (weights to be loaded into it)."""
+    backend = BackendHead(model_config["n_labels"], model_config["dropout"])
+    if model_config["arch"] == "musicnn-backend":
+        return backend
+    return MidendHead(copy.deepcopy(Musicnn().midend), backend)
+
+
+def with_backbone(head: Head) -> MusicnnGenre:
+    """The registry's ``exportable``: the pretrained backbone's frozen part and `head`, log-mel in."""
+    return MusicnnGenre(load_pretrained(BACKBONE), head)
