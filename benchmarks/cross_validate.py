@@ -39,7 +39,7 @@ from training.data.tracks import Track, load_all
 from training.engine.config import TrainConfig
 from training.engine.loop import fit, track_probabilities
 from training.evaluation.metrics import metrics_from_probs, write_metrics
-from training.features.cache import file_digest
+from training.features.cache import Digests
 from training.features.inputs import Inputs, LogMelInputs, inputs_for
 from training.features.windows import InferenceWindows, TrackWindows, inference_windows, prepare
 
@@ -111,7 +111,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     tracks = load_all(args.data, print)
     labels = sorted({t.label for t in tracks})
-    digests: dict[str, str] = {}
+    digests = Digests()
     prepared: dict[str, Prepared] = {}  # by kind of input and front end
 
     def prepared_for(config: TrainConfig) -> Prepared:
@@ -130,8 +130,7 @@ def main() -> None:
     curves: dict[str, list] = defaultdict(list)
     for f in range(args.folds):
         train_idx, valid_idx = pool_cv_fold_indices(folds, tracks, f)
-        check_disjoint([tracks[i] for i in train_idx], [tracks[i] for i in valid_idx],
-                       lambda p: digests.get(p) or file_digest(p))  # fmt: skip
+        check_disjoint([tracks[i] for i in train_idx], [tracks[i] for i in valid_idx], digests.of)
         print(f"fold {f}: {len(train_idx)} train, {len(valid_idx)} valid tracks", flush=True)
         started = time.time()
         probs = baseline_probs(baseline.placements[8], train_idx, valid_idx, len(labels))

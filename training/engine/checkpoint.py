@@ -19,16 +19,16 @@ import numpy as np
 import torch
 
 from genre_model import FrontendConfig
+from training.atomic import replaced_atomically
 from training.engine.config import TrainConfig
 from training.errors import ConfigError, ResumeMismatchError
 from training.models.registry import architecture
 
 
 def save_checkpoint(path: Path, ck: dict[str, Any]) -> None:
-    """Write `ck` under a temporary name, then rename: an interrupted save leaves the old file whole."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, path)
+    """Write `ck` whole or not at all: an interrupted save leaves the old file whole."""
+    with replaced_atomically(path) as tmp:
+        torch.save(ck, tmp)
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -16,7 +16,6 @@ import dataclasses
 import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ import onnx
 import torch
 
 from genre_model import Classifier, FrontendConfig, ModelInfo
+from training.atomic import replaced_atomically
 from training.errors import ExportError
 from training.export.metadata import set_info, update_metrics
 
@@ -86,28 +86,24 @@ def export_onnx(
     """
     from training.models.registry import architecture
 
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     model_config = network.model_config()  # rebuilding the network from the file needs its architecture
     info = dataclasses.replace(info, training={**info.training, "model_config": model_config})
     model = architecture(model_config["arch"]).function("exportable")(network.cpu().eval())
     wrapped = _WithSoftmax(model).eval()
     fe: FrontendConfig = info.frontend
-    tmp = out_path.with_suffix(".tmp.onnx")
     outputs = ["probabilities", *wrapped.extra_outputs]
-    # No constant folding: `training.export.backbone` reads the trained batch norms back by name.
-    torch_to_onnx(wrapped, tmp, torch.zeros(2, fe.n_mels, fe.n_frames), "input", outputs, fold_constants=False)
-    proto = onnx.load(str(tmp))
-    onnx.checker.check_model(proto)
-    set_info(proto, info)
-    onnx.save(proto, str(tmp))
-    with torch.no_grad():
-        expected = wrapped(torch.from_numpy(np.ascontiguousarray(parity_windows, dtype=np.float32)))
-        expected = (expected[0] if wrapped.extra_outputs else expected).numpy()
-    got = Classifier(tmp, device="cpu").window_probabilities(parity_windows)
-    diff = float(np.abs(expected - got).max())
-    if diff > PARITY_TOLERANCE:
-        tmp.unlink()
-        raise ExportError(f"onnxruntime differs from torch by {diff:.2e} > {PARITY_TOLERANCE:.0e}; export refused")
-    os.replace(tmp, out_path)
+    with replaced_atomically(out_path) as tmp:
+        # No constant folding: `training.export.backbone` reads the trained batch norms back by name.
+        torch_to_onnx(wrapped, tmp, torch.zeros(2, fe.n_mels, fe.n_frames), "input", outputs, fold_constants=False)
+        proto = onnx.load(str(tmp))
+        onnx.checker.check_model(proto)
+        set_info(proto, info)
+        onnx.save(proto, str(tmp))
+        with torch.no_grad():
+            expected = wrapped(torch.from_numpy(np.ascontiguousarray(parity_windows, dtype=np.float32)))
+            expected = (expected[0] if wrapped.extra_outputs else expected).numpy()
+        got = Classifier(tmp, device="cpu").window_probabilities(parity_windows)
+        diff = float(np.abs(expected - got).max())
+        if diff > PARITY_TOLERANCE:
+            raise ExportError(f"onnxruntime differs from torch by {diff:.2e} > {PARITY_TOLERANCE:.0e}; export refused")
     return {"max_abs_diff": diff, "n_windows": int(len(parity_windows))}

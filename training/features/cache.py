@@ -19,6 +19,7 @@ import numpy as np
 
 from genre_model import AudioDecodeError, FrontendConfig, log_mel, probe, read_excerpts, track_features
 from genre_model.decoder_pool import DecoderPool
+from training.atomic import replaced_atomically
 
 # Longer tracks are cached as their central excerpt of this many seconds: plenty of windows
 # for training, and a bounded cost per track.
@@ -49,11 +50,31 @@ def compute_track(path: str, frontend: FrontendConfig, max_seconds: float = MAX_
     return log_mel(audio, frontend)
 
 
+class Digests(dict[str, str]):
+    """{path: SHA-1 of the file's bytes}, each file read once: the caches' keys and the split's leak
+    check (`training.data.splits.check_disjoint`) share one map."""
+
+    def of(self, path: str) -> str:
+        """The content hash of `path` (raises `OSError` for an unreadable file)."""
+        if path not in self:
+            self[path] = file_digest(path)
+        return self[path]
+
+    def unreadable(self, paths: Sequence[str]) -> dict[str, str]:
+        """Hash every readable file of `paths`; {path: reason} for the others."""
+        failures = {}
+        for path in paths:
+            try:
+                self.of(path)
+            except OSError as exc:
+                failures[path] = f"cannot read: {exc.strerror or exc}"
+        return failures
+
+
 def save_npy(array: np.ndarray, target: Path) -> None:
-    """`np.save` under a temporary name, then a rename: an interrupted run leaves no partial file."""
-    tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, target)
+    """`np.save` whole or not at all: an interrupted run leaves no partial file."""
+    with replaced_atomically(target) as tmp:
+        np.save(tmp, array)
 
 
 def cached_window_outputs(
@@ -63,7 +84,7 @@ def cached_window_outputs(
     max_windows: int | None,
     compute: Callable[[np.ndarray], np.ndarray],
     workers: int = 2,
-    digests: dict[str, str] | None = None,
+    digests: Digests | None = None,
     what: str = "features",
     log: Callable[[str], None] = print,
     dtype: type[np.floating] = np.float32,
@@ -77,14 +98,8 @@ def cached_window_outputs(
     path (None where the file could not be read or decoded; shape (n_windows_i, ...)) and {path: reason} for those.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    digests = {} if digests is None else digests
-    failures: dict[str, str] = {}
-    for path in paths:
-        if path not in digests:
-            try:
-                digests[path] = file_digest(path)
-            except OSError as exc:
-                failures[path] = f"cannot read: {exc.strerror or exc}"
+    digests = Digests() if digests is None else digests
+    failures = digests.unreadable(paths)
     target = {p: folder / f"{digests[p]}.npy" for p in paths if p not in failures}
     todo = [(i, p) for i, p in enumerate(paths) if p in target and not target[p].exists()]
     if todo:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from genre_model import FrontendConfig
-from training.features.cache import FeatureCache, cached_window_outputs, file_digest
+from training.features.cache import Digests, FeatureCache, cached_window_outputs
 
 if TYPE_CHECKING:
     from training.engine.config import TrainConfig
@@ -47,21 +47,15 @@ class LogMelInputs:
     crop_frames = 0
 
     def __init__(
-        self, root: str | os.PathLike[str], frontend: FrontendConfig, digests: dict[str, str] | None = None,
+        self, root: str | os.PathLike[str], frontend: FrontendConfig, digests: Digests | None = None,
         workers: int = 2,
     ) -> None:  # fmt: skip
         self.cache = FeatureCache(root, frontend)
         self.frontend, self.workers = frontend, workers
-        self.digests = {} if digests is None else digests  # {path: content hash}, shared with the split check
+        self.digests = Digests() if digests is None else digests  # shared with the split check
 
     def training(self, paths: Sequence[str], log: Log) -> Found:
-        failures: dict[str, str] = {}
-        for path in paths:
-            if path not in self.digests:
-                try:
-                    self.digests[path] = file_digest(path)
-                except OSError as exc:
-                    failures[path] = f"cannot read: {exc.strerror or exc}"
+        failures = self.digests.unreadable(paths)
         readable = [p for p in paths if p not in failures]
 
         def progress(done: int, todo: int) -> None:
@@ -107,7 +101,7 @@ _BACKBONE_OUTPUTS = {"musicnn-pooled": "pooled", "musicnn-frontend": "frontend"}
 
 
 def inputs_for(
-    config: TrainConfig, root: str | os.PathLike[str], digests: dict[str, str] | None = None, workers: int = 2
+    config: TrainConfig, root: str | os.PathLike[str], digests: Digests | None = None, workers: int = 2
 ) -> Inputs:
     """The source of what `config.arch` reads, its caches under `root`."""
     kind = config.architecture.inputs

@@ -15,9 +15,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from genre_model import FrontendConfig
+from genre_model import AudioDecodeError, FrontendConfig, track_features
 from training.data.tracks import Track
 from training.features.inputs import Inputs
+
+# Tracks and windows per track whose log-mel windows check an export's parity.
+PARITY_TRACKS, PARITY_WINDOWS_PER_TRACK = 8, 2
 
 
 class TrackWindows:
@@ -120,6 +123,21 @@ class InferenceWindows:
 
     def subset(self, indices: Sequence[int]) -> InferenceWindows:
         return InferenceWindows([self.tracks[i] for i in indices], self.labels, [self.windows[i] for i in indices])
+
+
+def parity_windows(tracks: Sequence[Track], frontend: FrontendConfig) -> np.ndarray | None:
+    """Real log-mel windows of the first `PARITY_TRACKS` decodable tracks, `PARITY_WINDOWS_PER_TRACK`
+    each, decoded as the plugin decodes them: what an export's parity check compares the written file
+    with torch (or numpy) on, (n, n_mels, n_frames) float32; None when no track decodes."""
+    found = []
+    for t in tracks:
+        try:
+            found.append(track_features(t.path, frontend, PARITY_WINDOWS_PER_TRACK))
+        except AudioDecodeError:
+            continue
+        if len(found) == PARITY_TRACKS:
+            break
+    return np.concatenate(found) if found else None
 
 
 def inference_windows(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from genre_model import Classifier, ModelInfo, TrackPrediction, vote
+from training.atomic import replaced_atomically
 from training.errors import BackboneError, ExportError, NoEmbeddingError
 from training.features.cache import cached_window_outputs
 
@@ -212,16 +213,11 @@ def append_head(
     info = dataclasses.replace(info, training={**info.training, "embedding_of": source})
     set_info(proto, info)
     onnx.checker.check_model(proto)
-    tmp = out_path.with_name(f"{out_path.stem}.{os.getpid()}.tmp.onnx")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(tmp))
-    try:
+    with replaced_atomically(out_path) as tmp:
+        onnx.save(proto, str(tmp))
         result = {"max_abs_diff": 0.0, "n_windows": 0}
         if parity_windows is not None and len(parity_windows):
             result = _check_parity(tmp, base_model_path, LinearHead(weights, bias), parity_windows)
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return result
 
 

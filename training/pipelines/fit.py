@@ -16,22 +16,17 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from genre_model import FrontendConfig, ModelError, ModelInfo, track_features
+from genre_model import ModelError, ModelInfo
 from genre_model.model_file import version_stamp
 from training.data.genres import select_labels
 from training.data.splits import check_disjoint, group_holdout
-from training.data.tracks import Track, load_all
+from training.data.tracks import load_all
 from training.engine.config import TrainConfig
 from training.errors import ConfigError, SplitLeakError
 from training.evaluation.metrics import card_metrics
-from training.features.cache import file_digest
+from training.features.cache import Digests
 from training.features.inputs import inputs_for
-from training.features.windows import inference_windows, prepare
-
-# Tracks and windows per track whose log-mel windows check an export's parity with torch.
-PARITY_TRACKS, PARITY_WINDOWS_PER_TRACK = 8, 2
+from training.features.windows import inference_windows, parity_windows, prepare
 
 
 def peak_rss_mb() -> float:
@@ -89,12 +84,10 @@ def fit_and_export(
         train_t, valid_t = group_holdout(tracks, config.valid_fraction, config.seed)
     else:
         train_t, valid_t = tracks, []
-    digests: dict[str, str] = {}
+    digests = Digests()
     inputs = inputs_for(config, cache or out.parent / "feature-cache", digests, workers)
     try:
-        check_disjoint(
-            train_t, valid_t, lambda p: digests[p] if p in digests else digests.setdefault(p, file_digest(p))
-        )
+        check_disjoint(train_t, valid_t, digests.of)
     except SplitLeakError as exc:
         raise SplitLeakError(f"refusing a leaky split: {exc}") from None
     echo(f"labels: {', '.join(f'{label} {counts[label]}' for label in labels)}")
@@ -165,12 +158,6 @@ def fit_and_export(
     main_echo(
         f"wrote {out / 'model.onnx'} ({summary['seconds']:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MB, parity {parity_result['max_abs_diff']:.1e})"
     )
-
-
-def parity_windows(tracks: list[Track], frontend: FrontendConfig) -> np.ndarray:
-    """Real log-mel windows of the first training tracks, decoded as the plugin decodes them: what
-    an export's parity check compares torch and onnxruntime on, (n, n_mels, n_frames) float32."""
-    return np.concatenate([track_features(t.path, frontend, PARITY_WINDOWS_PER_TRACK) for t in tracks[:PARITY_TRACKS]])
 
 
 def cv_card(report_path: str | Path, name: str) -> dict:

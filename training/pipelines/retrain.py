@@ -26,6 +26,7 @@ import numpy as np
 
 from genre_model import AudioDecodeError, Classifier, ModelInfo, track_features, vote
 from genre_model.classifier import bundled_model_path
+from training.atomic import replaced_atomically
 from training.data.genres import shared_label_indices
 from training.data.splits import group_holdout
 from training.data.tracks import Track
@@ -246,8 +247,7 @@ def retrain(
     out_path = Path(out_path)
     base = Classifier(options.base_model or bundled_model_path(), device="cpu")
     method = training_method(base.model_path, options.from_scratch)
-    tmp_model = out_path.with_name(out_path.stem + ".partial.onnx")
-    try:
+    with replaced_atomically(out_path) as tmp_model:  # an interrupted run leaves no half-written model
         module, function = METHODS[method].split(":")
         train = getattr(importlib.import_module(module), function)  # imported only when used: torch or not
         trained = train(RetrainJob(train_tracks, valid_tracks, labels, tmp_model, options, base, cache_dir, log))
@@ -269,9 +269,6 @@ def retrain(
         from training.export.metadata import update_metrics
 
         info = update_metrics(tmp_model, card_metrics, training_fields={"split": split})
-        os.replace(tmp_model, out_path)
-    finally:
-        tmp_model.unlink(missing_ok=True)  # an interrupted run leaves no half-written model
     stem = out_path.with_suffix("")
     card_path = stem.with_name(stem.name + ".card.json")
     card = {

@@ -8,21 +8,17 @@ rows and appended to the base graph in place of its old output layer.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
-import numpy as np
-
-from genre_model import AudioDecodeError, ModelInfo, track_features
+from genre_model import ModelInfo
 from genre_model.model_file import version_stamp
 from training.data.splits import check_disjoint
-from training.data.tracks import Track
 from training.errors import NotEnoughData
-from training.features.cache import file_digest
+from training.features.cache import Digests
+from training.features.windows import parity_windows
 from training.models.personal_head import append_head, fit_head, window_embeddings
 from training.pipelines.retrain import RetrainJob, Trained
 
 # Held-out tracks whose real windows check the written file against the numpy head.
-PARITY_TRACKS = 4
 
 
 def train_head(job: RetrainJob) -> Trained:
@@ -35,7 +31,7 @@ def train_head(job: RetrainJob) -> Trained:
         job.train_tracks, job.valid_tracks, list(job.labels), job.options, job.base, job.log
     )  # fmt: skip
     base_info = base.info
-    digests: dict[str, str] = {}
+    digests = Digests()
     log(f"training a head on the embeddings of {base_info.model_id}: {len(train_tracks)} tracks, {len(labels)} genres")
     embedded, failures = window_embeddings(
         base.model_path, [t.path for t in train_tracks], options.head_windows, options.workers, job.cache_dir,
@@ -48,8 +44,10 @@ def train_head(job: RetrainJob) -> Trained:
     if missing:
         raise NotEnoughData(f"no decodable training track left for {', '.join(missing)}")
     train = [t for t, _ in kept]
-    digests.update({t.path: _digest_or_path(t.path) for t in valid_tracks if t.path not in digests})
-    check_disjoint(train, valid_tracks, digests.__getitem__)
+    digests.unreadable(
+        [t.path for t in valid_tracks]
+    )  # an unreadable one is keyed by its path: `compare_models` reports it
+    check_disjoint(train, valid_tracks, lambda path: digests.get(path, path))
     started = time.time()
     head = fit_head([e for _, e in kept], [labels.index(t.label) for t in train], len(labels), options.head_c)
     n_windows = sum(len(e) for _, e in kept)
@@ -69,26 +67,7 @@ def train_head(job: RetrainJob) -> Trained:
             "config": {"head_windows": options.head_windows, "head_c": options.head_c, "n_windows": n_windows},
         },
     )
-    append_head(base.model_path, head.weights, head.bias, info, job.out_path, _parity_windows(valid_tracks, base_info))
+    append_head(
+        base.model_path, head.weights, head.bias, info, job.out_path, parity_windows(valid_tracks, base_info.frontend)
+    )
     return Trained(train, list(valid_tracks), [], "head on the base model's embedding")
-
-
-def _digest_or_path(path: str) -> str:
-    """The file's content hash; its path when unreadable (`compare_models` then reports it)."""
-    try:
-        return file_digest(path)
-    except OSError:
-        return path
-
-
-def _parity_windows(tracks: Sequence[Track], info: ModelInfo) -> np.ndarray | None:
-    """Two real windows from each of the first `PARITY_TRACKS` decodable tracks, (n, n_mels, n_frames)."""
-    found = []
-    for t in tracks:
-        try:
-            found.append(track_features(t.path, info.frontend, 2))
-        except AudioDecodeError:
-            continue
-        if len(found) == PARITY_TRACKS:
-            break
-    return np.concatenate(found) if found else None

@@ -13,9 +13,9 @@ from genre_model import ModelInfo
 from genre_model.model_file import version_stamp
 from training.data.splits import check_disjoint
 from training.errors import NotEnoughData
+from training.features.cache import Digests
 from training.features.inputs import LogMelInputs
-from training.features.windows import inference_windows, prepare
-from training.pipelines.fit import parity_windows
+from training.features.windows import inference_windows, parity_windows, prepare
 from training.pipelines.retrain import RetrainJob, Trained
 
 
@@ -45,11 +45,11 @@ def train_network(job: RetrainJob) -> Trained:
         arch=model_cfg.arch, channels=model_cfg.channels, dropout=model_cfg.dropout, gru_hidden=model_cfg.gru_hidden,
         frontend=base_info.frontend.to_dict(),
     )  # fmt: skip
-    digests: dict[str, str] = {}
+    digests = Digests()
     inputs = LogMelInputs(job.cache_dir, config.frontend_config(), digests, options.workers)
     train_w, _ = prepare(train_tracks, labels, inputs, log)
     valid_w, _ = inference_windows(valid_tracks, labels, inputs, config.eval_windows, log)
-    check_disjoint(train_w.tracks, valid_w.tracks, digests.__getitem__)
+    check_disjoint(train_w.tracks, valid_w.tracks, digests.of)
     if len(valid_w) == 0:
         raise NotEnoughData("none of the held-out tracks could be decoded; nothing to check the new model on")
     start = "from scratch" if options.from_scratch else f"fine-tuning {base_info.model_id}"
