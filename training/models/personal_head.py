@@ -24,7 +24,7 @@ import numpy as np
 from genre_model import Classifier, ModelInfo, TrackPrediction, vote
 from training.atomic import replaced_atomically
 from training.errors import BackboneError, ExportError, NoEmbeddingError
-from training.features.cache import cached_window_outputs
+from training.features.cache import Digests, cached_window_outputs
 
 if TYPE_CHECKING:
     import onnx
@@ -57,7 +57,7 @@ def window_embeddings(
     max_windows: int | None,
     workers: int,
     cache_dir: str | os.PathLike[str],
-    digests: dict[str, str] | None = None,
+    digests: Digests | None = None,
     device: str = "cpu",
     log: Callable[[str], None] = print,
 ) -> tuple[list[np.ndarray | None], dict[str, str]]:
