@@ -79,7 +79,7 @@ def test_manifest_paths_are_relative_to_the_csv(tmp_path):
         "mine",
     )
     (tmp_path / "bad.csv").write_text("file,genre\n")
-    with pytest.raises(DatasetError, match="path,label"):
+    with pytest.raises(DatasetError, match="'path' and 'label' or 'genres'"):
         load_manifest(tmp_path / "bad.csv")
 
 

@@ -144,7 +144,13 @@ def test_metrics_on_a_known_case():
     m = track_metrics(["A", "A", "B", "B"], ["A", "B", "B", "B"], ["A", "B", "C"], window_correct=5, window_total=8)
     assert m["track_accuracy"] == 0.75 and m["window_accuracy"] == 0.625
     assert m["confusion"] == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
-    assert m["per_class"]["A"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert m["per_class"]["A"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+        "predicted": 1,
+    }
     assert m["per_class"]["B"]["precision"] == pytest.approx(2 / 3)
     assert m["balanced_accuracy"] == 0.75  # C has no true tracks and is left out of the means
     assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)

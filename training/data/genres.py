@@ -93,13 +93,17 @@ def select_labels(
     labels with at least `min_tracks` tracks; the others are left out (`drop_rare`) or, when
     not, refused. Raises `NotEnoughData` naming the labels that fall short.
     """
-    counts = Counter(t.label for t in tracks)
+    counts = Counter(g for t in tracks for g in t.genres)  # tracks that may carry each label
     if vocabulary:
         spelling = {genre_key(v): v for v in vocabulary}
-        kept = [
-            dataclasses.replace(t, label=spelling[genre_key(t.label)]) for t in tracks if genre_key(t.label) in spelling
-        ]
-        have = Counter(t.label for t in kept)
+        kept = []
+        for t in tracks:
+            respelt = [spelling[genre_key(g)] for g in t.genres if genre_key(g) in spelling]
+            if len(t.genres) == 1 and respelt:
+                kept.append(dataclasses.replace(t, label=respelt[0], genres=tuple(respelt)))
+            elif respelt:
+                kept.append(type(t).with_genres(t.path, respelt, t.group, t.source, t.split))
+        have = Counter(g for t in kept for g in t.genres)
         short = [v for v in vocabulary if have[v] < 2]
         if short:
             listing = ", ".join(f"{v} ({have[v]})" for v in short)
@@ -120,4 +124,5 @@ def select_labels(
             f"need at least 2 genres with {min_tracks} or more tagged tracks each, found {len(labels)}"
             + (f"; most common: {best}" if best else "; no track with genres matched")
         )
-    return [t for t in tracks if t.label in labels], labels
+    restricted = [t.restricted(labels) for t in tracks]
+    return [t for t in restricted if t is not None], labels

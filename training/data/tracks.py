@@ -11,7 +11,7 @@ import csv
 import dataclasses
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 from genre_model.provenance import learnable
@@ -25,9 +25,13 @@ AUDIO_EXTENSIONS = (".mp3", ".flac", ".ogg", ".opus", ".wav", ".aif", ".aiff", "
 class Track:
     """One labelled audio file.
 
+    label: its genre; for a clip that may carry several (`genres`), their names joined by "; ",
+        a description, never a class of its own.
     group: tracks sharing a group (an artist, an album artist, a fixed list) must stay on one
         side of any split. split: a split given by the dataset ("train"/"valid"/"test") or "".
     source: the dataset it came from, for per-source evaluation.
+    genres: the labels the clip may carry, sorted (its set: one is right, which is not known);
+        empty when given means ``(label,)``.
     """
 
     path: str
@@ -35,6 +39,24 @@ class Track:
     group: str
     source: str
     split: str = ""
+    genres: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.genres:
+            object.__setattr__(self, "genres", (self.label,))
+
+    @classmethod
+    def with_genres(cls, path: str, genres: Sequence[str], group: str, source: str, split: str = "") -> Track:
+        """A track that may carry any of `genres` (one or more)."""
+        ordered = tuple(sorted(set(genres)))
+        return cls(path, "; ".join(ordered), group, source, split, ordered)
+
+    def restricted(self, labels: Collection[str]) -> Track | None:
+        """This track with only the genres among `labels`; None when none is."""
+        kept = [g for g in self.genres if g in labels]
+        if kept == list(self.genres):
+            return self
+        return Track.with_genres(self.path, kept, self.group, self.source, self.split) if kept else None
 
 
 def _audio_files(folder: Path) -> list[Path]:
@@ -139,27 +161,32 @@ def load_fma(
 
 
 def load_manifest(csv_path: str | os.PathLike[str]) -> list[Track]:
-    """CSV with columns ``path,label[,group][,split][,dataset]``; paths relative to the CSV."""
+    """CSV with columns ``path,label[,group][,split][,dataset]``, or ``genres`` (several, ``; ``-separated)
+    instead of or beside ``label``; paths relative to the CSV.
+
+    A row's genres become the set of labels the clip may carry, through its dataset's taxonomy
+    mapping when one is committed (`training.data.taxonomy`: AllMusic's for 4Q); a row whose set
+    is empty (genres that say nothing about the sound) is left out.
+    """
+    from training.data.taxonomy import label_set, split_genres
+
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DatasetError(f"manifest not found: {csv_path}")
     with open(csv_path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    if not rows or not {"path", "label"} <= set(rows[0]):
-        raise DatasetError(f"{csv_path}: a manifest needs a header with at least 'path,label'")
+    if not rows or "path" not in rows[0] or not {"label", "genres"} & set(rows[0]):
+        raise DatasetError(f"{csv_path}: a manifest needs a header with 'path' and 'label' or 'genres'")
     base = csv_path.parent
     tracks = []
     for row in rows:
         path = base / row["path"]
-        tracks.append(
-            Track(
-                str(path),
-                canonical_genre(row["label"]),
-                row.get("group") or str(path),
-                row.get("dataset") or csv_path.stem,
-                row.get("split") or "",
-            )
-        )
+        dataset = row.get("dataset") or csv_path.stem
+        named = ([row["label"]] if row.get("label") else []) + split_genres(row.get("genres") or "")
+        genres = label_set(dataset, named)
+        if genres:
+            tracks.append(Track.with_genres(str(path), genres, row.get("group") or str(path), dataset,
+                                            row.get("split") or ""))  # fmt: skip
     return tracks
 
 

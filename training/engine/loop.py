@@ -28,6 +28,7 @@ from genre_model import vote
 from training.engine.checkpoint import check_resumable, read_checkpoint, restore_rng, rng_state, save_checkpoint
 from training.engine.config import TrainConfig
 from training.engine.distributed import World, gather_shards, gather_states, mean_over_world, training_device
+from training.engine.losses import training_loss
 from training.errors import ConfigError
 from training.features.augment import augment
 from training.features.windows import InferenceWindows, TrackWindows
@@ -103,14 +104,17 @@ def track_probabilities(
 def validation_record(probs: list[np.ndarray], valid: InferenceWindows) -> dict[str, float]:
     """Validation figures of one epoch from per-track window probabilities, tracks judged by `vote`."""
     verdicts = [vote(p, valid.labels) for p in probs]
-    truth = [valid.labels[t] for t in valid.targets]
+    masks = valid.masks
+    in_set = [
+        sum(dict(v.genres)[valid.labels[k]] for k in np.flatnonzero(m)) for v, m in zip(verdicts, masks, strict=True)
+    ]
     return {
-        "valid_loss": float(
-            np.mean([-np.log(dict(v.genres)[label] + 1e-9) for v, label in zip(verdicts, truth, strict=True)])
+        "valid_loss": float(np.mean([-np.log(p + 1e-9) for p in in_set])),
+        "valid_track_accuracy": float(
+            np.mean([m[valid.labels.index(v.top)] for v, m in zip(verdicts, masks, strict=True)])
         ),
-        "valid_track_accuracy": float(np.mean([v.top == label for v, label in zip(verdicts, truth, strict=True)])),
         "valid_window_accuracy": float(
-            np.mean(np.concatenate([p.argmax(1) == t for p, t in zip(probs, valid.targets, strict=True)]))
+            np.mean(np.concatenate([m[p.argmax(1)] for p, m in zip(probs, masks, strict=True)]))
         ),
     }
 
@@ -234,16 +238,14 @@ def fit(
             # Every rank draws the whole batch (one shared stream) and trains on its slice.
             idx = train.balanced_indices(config.batch_size, rng, config.class_balance)
             x = torch.from_numpy(train.random_crops(idx, rng)[mine]).to(device)
-            y = torch.from_numpy(train.targets[idx][mine]).to(device)
-            if config.distill_weight > 0:  # (1 - w) x the label + w x the teacher's view of the track
+            masks = torch.from_numpy(train.masks[idx][mine]).to(device)  # the labels each window may carry
+            teacher = None
+            if config.distill_weight > 0:  # (1 - w) x the label's loss + w x the teacher's view of the track
                 teacher = torch.from_numpy(train.teacher_probs[idx][mine]).float().to(device)
-                y = torch.lerp(F.one_hot(y, len(train.labels)).float(), teacher, config.distill_weight)
-            if train.rows:  # cached backbone features: the network adds its own noise (feature_noise)
-                soft = y if y.is_floating_point() else F.one_hot(y, len(train.labels)).float()
-            else:
-                x, soft = augment(x, y, len(train.labels), config.augment, gen)
-            # Probability targets (mixup's), smoothed towards uniform by torch.
-            loss = F.cross_entropy(logits_of(net(x)), soft, label_smoothing=config.label_smoothing)
+            mix = None  # cached backbone features: the network adds its own noise (feature_noise)
+            if not train.rows:
+                x, mix = augment(x, config.augment, gen)
+            loss = training_loss(logits_of(net(x)), masks, config.label_smoothing, teacher, config.distill_weight, mix)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,42 +24,57 @@ def card_metrics(metrics: dict) -> dict:
     return {k: metrics[k] for k in CARD_KEYS if k in metrics}
 
 
+Truth = str | Collection[str]  # a track's label, or the set of labels it may carry
+
+
+def as_set(truth: Truth) -> frozenset[str]:
+    return frozenset([truth]) if isinstance(truth, str) else frozenset(truth)
+
+
 def track_metrics(
-    true: Sequence[str],
+    true: Sequence[Truth],
     predicted: Sequence[str],
     labels: Sequence[str],
     window_correct: int | None = None,
     window_total: int | None = None,
     n_skipped: int = 0,
 ) -> dict[str, Any]:
-    """Track-level metrics, as written to ``metrics.json`` (computed with `sklearn.metrics`).
+    """Track-level metrics, as written to ``metrics.json``.
 
-    true, predicted: one label per evaluated track. labels: the model's labels (row and column
-    order of `confusion`). window_correct/window_total: counts for `window_accuracy`.
-    Balanced accuracy and macro-F1 average over labels that have true tracks.
+    true: per evaluated track its label, or the set of labels it may carry (a track is right when
+    its predicted label is in its set); predicted: one label per track. labels: the model's labels
+    (row and column order of `confusion`). Per label: recall on the tracks whose set is that label
+    alone (``support``), precision over every track predicted as it (right when the label is in
+    the track's set); balanced accuracy and macro-F1 average over labels with support; the
+    confusion counts single-label tracks only (rows true, columns predicted); ``n_set_tracks``:
+    tracks with several labels. window_correct/window_total: counts for `window_accuracy`.
     """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
     labels = list(labels)
-    n = len(true)
-    confusion = confusion_matrix(true, predicted, labels=labels) if n else np.zeros((len(labels),) * 2, np.int64)
-    precision, recall, f1, support = (
-        precision_recall_fscore_support(true, predicted, labels=labels, zero_division=0)
-        if n
-        else [np.zeros(len(labels))] * 4
-    )
-    present = [label for label, k in zip(labels, support, strict=True) if k > 0]
-    _, balanced, macro_f1, _ = (
-        precision_recall_fscore_support(true, predicted, labels=present, average="macro", zero_division=0)
-        if present
-        else (0.0, 0.0, 0.0, None)
-    )
+    index = {label: k for k, label in enumerate(labels)}
+    sets = [as_set(t) for t in true]
+    n = len(sets)
+    right = np.array([p in s for p, s in zip(predicted, sets, strict=True)], dtype=bool)
+    confusion = np.zeros((len(labels), len(labels)), np.int64)
+    for p, s in zip(predicted, sets, strict=True):
+        if len(s) == 1 and next(iter(s)) in index:
+            confusion[index[next(iter(s))], index[p]] += 1
+    support = confusion.sum(axis=1)
+    hits = np.zeros(len(labels))  # predicted as the label and the label in the set
+    called = np.zeros(len(labels))  # predicted as the label
+    for p, ok in zip(predicted, right, strict=True):
+        called[index[p]] += 1
+        hits[index[p]] += ok
+    recall = np.divide(np.diag(confusion), support, out=np.zeros(len(labels)), where=support > 0)
+    precision = np.divide(hits, called, out=np.zeros(len(labels)), where=called > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(len(labels)), where=precision + recall > 0)
+    present = support > 0
     return {
-        "track_accuracy": float(np.trace(confusion) / n) if n else 0.0,
+        "track_accuracy": float(right.mean()) if n else 0.0,
         "window_accuracy": float(window_correct / window_total) if window_total else None,
-        "balanced_accuracy": float(balanced),
-        "macro_f1": float(macro_f1),
+        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "n_tracks": n,
+        "n_set_tracks": sum(len(s) > 1 for s in sets),
         "n_skipped": int(n_skipped),
         "labels": labels,
         "per_class": {
@@ -68,6 +83,7 @@ def track_metrics(
                 "recall": float(recall[i]),
                 "f1": float(f1[i]),
                 "support": int(support[i]),
+                "predicted": int(called[i]),
             }
             for i, label in enumerate(labels)
         },
@@ -76,24 +92,29 @@ def track_metrics(
 
 
 def metrics_from_probs(
-    track_probs: Sequence[np.ndarray], true: Sequence[str], labels: Sequence[str], sources: Sequence[str] | None = None
+    track_probs: Sequence[np.ndarray],
+    true: Sequence[Truth],
+    labels: Sequence[str],
+    sources: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Metrics from per-track window probabilities (each (n_windows, n_labels)), tracks judged by `vote`.
 
-    Tracks whose true label is not in `labels` are skipped and counted in ``n_skipped``.
-    With `sources`, a ``per_source`` breakdown is added.
+    true: each track's label or set of labels (`track_metrics`). Tracks none of whose labels is in
+    `labels` are skipped and counted in ``n_skipped``. With `sources`, a ``per_source`` breakdown is added.
     """
-    known = [i for i, t in enumerate(true) if t in labels]
+    labels = list(labels)
+    sets = [as_set(t) & set(labels) for t in true]
+    known = [i for i, s in enumerate(sets) if s]
     preds = [vote(track_probs[i], labels).top for i in known]
-    truths = [true[i] for i in known]
-    win_correct = sum(int((track_probs[i].argmax(axis=1) == labels.index(true[i])).sum()) for i in known)
+    truths = [sets[i] for i in known]
+    win_correct = sum(int(np.isin(np.array(labels)[track_probs[i].argmax(axis=1)], list(sets[i])).sum()) for i in known)
     win_total = sum(track_probs[i].shape[0] for i in known)
     result = track_metrics(truths, preds, labels, win_correct, win_total, n_skipped=len(true) - len(known))
     if sources is not None and len(set(sources)) > 1:
         result["per_source"] = {}
         for source in sorted(set(sources)):
             pick = [i for i in known if sources[i] == source]
-            sub = metrics_from_probs([track_probs[i] for i in pick], [true[i] for i in pick], labels)
+            sub = metrics_from_probs([track_probs[i] for i in pick], [sets[i] for i in pick], labels)
             result["per_source"][source] = {
                 k: sub[k] for k in ("track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks")
             }

@@ -13,12 +13,13 @@ from training.engine.config import AugmentConfig
 
 
 def augment(
-    x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg: AugmentConfig, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment a batch: x (batch, n_mels, n_frames) dB; y (batch,) int targets, or (batch,
-    n_labels) probability targets (a teacher's, `TrainConfig.distill_weight`).
+    x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Augment a batch x (batch, n_mels, n_frames) dB.
 
-    returns: augmented x, and soft targets (batch, n_labels) that sum to one.
+    returns: augmented x, and mixup's (perm (batch,), lam (batch,)) when mixup is on (example i is
+    lam_i x itself + (1 - lam_i) x example perm_i; `training.engine.losses.training_loss` mixes the
+    targets alike), else None.
     """
     b, n_mels, n_frames = x.shape
     dev = x.device
@@ -41,12 +42,11 @@ def augment(
             mask = (pos >= start[:, None]) & (pos < (start + width)[:, None])  # (b, size)
             mask = mask[:, :, None] if axis == 1 else mask[:, None, :]
             x = torch.where(mask, fill, x)
-    soft = y.float() if y.dim() == 2 else torch.nn.functional.one_hot(y, n_labels).float()
     if cfg.mixup_alpha > 0:
         # The Beta draw takes no generator: it uses torch's global one, which a checkpoint saves too.
         lam = torch.distributions.Beta(cfg.mixup_alpha, cfg.mixup_alpha).sample((b,)).to(dev)
         lam = torch.maximum(lam, 1 - lam)  # the first example stays dominant
         perm = torch.randperm(b, generator=gen).to(dev)
         x = lam[:, None, None] * x + (1 - lam[:, None, None]) * x[perm]
-        soft = lam[:, None] * soft + (1 - lam[:, None]) * soft[perm]
-    return x, soft
+        return x, (perm, lam)
+    return x, None

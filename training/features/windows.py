@@ -48,15 +48,26 @@ class TrackWindows:
         self.frontend = frontend
         self.arrays = list(arrays)  # memory-mapped where they come from a cache
         self.rows, self.crop_frames = rows, crop_frames
-        self.targets = np.array([self.labels.index(t.label) for t in self.tracks], dtype=np.int64)
+        self.masks = label_masks(self.tracks, self.labels)  # (n_tracks, n_labels) bool: the labels each may carry
         # A teacher's probabilities per track, (n_tracks, n_labels) in `labels` order, for
         # distillation (`training.engine.distill`); None without a teacher.
         self.teacher_probs: np.ndarray | None = None
         # label -> source -> track indices: sampling is uniform over labels, then over sources
-        # within a label, so neither a big class nor a big dataset dominates what is learnt.
+        # within a label, so neither a big class nor a big dataset dominates what is learnt. A
+        # track that may carry several labels sits in each of their strata and counts 1/|set|
+        # towards each label's size.
         self._strata: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        self._sizes: dict[int, float] = defaultdict(float)
         for i, t in enumerate(self.tracks):
-            self._strata[int(self.targets[i])][t.source].append(i)
+            members = np.flatnonzero(self.masks[i])
+            for k in members:
+                self._strata[int(k)][t.source].append(i)
+                self._sizes[int(k)] += 1.0 / len(members)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Label index of each track, (n_tracks,) int64; a track of several labels gets the first."""
+        return self.masks.argmax(axis=1)
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -72,7 +83,7 @@ class TrackWindows:
         if class_balance == 1.0:
             drawn = rng.choice(labels, size=n)
         else:
-            sizes = np.array([sum(len(m) for m in self._strata[lab].values()) for lab in labels], dtype=np.float64)
+            sizes = np.array([self._sizes[lab] for lab in labels], dtype=np.float64)
             weights = sizes ** (1.0 - class_balance)
             drawn = rng.choice(labels, size=n, p=weights / weights.sum())
         out = np.empty(n, dtype=np.int64)
@@ -117,12 +128,30 @@ class InferenceWindows:
         return len(self.tracks)
 
     @property
+    def masks(self) -> np.ndarray:
+        """The labels each track may carry, (n_tracks, n_labels) bool."""
+        return label_masks(self.tracks, self.labels)
+
+    @property
     def targets(self) -> np.ndarray:
-        """Label index of each track, (n_tracks,) int64."""
-        return np.array([self.labels.index(t.label) for t in self.tracks], dtype=np.int64)
+        """Label index of each track, (n_tracks,) int64; a track of several labels gets the first."""
+        return self.masks.argmax(axis=1)
 
     def subset(self, indices: Sequence[int]) -> InferenceWindows:
         return InferenceWindows([self.tracks[i] for i in indices], self.labels, [self.windows[i] for i in indices])
+
+
+def label_masks(tracks: Sequence[Track], labels: Sequence[str]) -> np.ndarray:
+    """(n_tracks, n_labels) bool: True where a track may carry the label (`Track.genres`). Raises
+    `ValueError` naming a track none of whose genres is in `labels`."""
+    index = {label: k for k, label in enumerate(labels)}
+    masks = np.zeros((len(tracks), len(labels)), dtype=bool)
+    for i, t in enumerate(tracks):
+        known = [index[g] for g in t.genres if g in index]
+        if not known:
+            raise ValueError(f"{t.path}: none of its genres ({t.label}) is a label ({', '.join(labels)})")
+        masks[i, known] = True
+    return masks
 
 
 def parity_windows(tracks: Sequence[Track], frontend: FrontendConfig) -> np.ndarray | None:
