@@ -12,11 +12,19 @@ analyses (`--placements`, the first is the report's headline).
     python benchmarks/cross_validate.py ../shared/data/manifest.csv \
         --recipes recipes/default.json,recipes/fast.json --out runs/cv
 
+Clips may carry several labels (`Track.genres`, e.g. the 4Q clips' AllMusic genres): a clip is
+right when its top genre is in its set; per label, recall is taken on the clips of that label alone
+and precision over every clip called it. ``--zero-shot`` adds 'musicnn-tags': MSD_musicnn's own tag
+layer read through `training/models/musicnn/genre_tags.yaml`, with no training at all (labels no tag
+names are never chosen), the prior the musicnn recipes start from with ``init_from_tags``.
+
 A recipe with ``distill_weight`` > 0 learns from a teacher trained per fold by `--teacher-recipe`
 on the fold's training tracks only (its soft targets: mean probabilities over every whole window
 of each training track), so no held-out track informs the teacher either.
 
-Writes OUT/cv_report.json (methods keyed by recipe name; `genreclass-train fit --cv-report` puts a
+Per method the report also holds the written genre's precision and coverage at each ``min_confidence``
+(`WRITE_THRESHOLDS`: coverage = share of clips whose top genre reaches it, precision = share of those
+right). Writes OUT/cv_report.json (methods keyed by recipe name; `genreclass-train fit --cv-report` puts a
 recipe's figures on its model's card) and, per method, metrics.json, confusion.png and
 predictions.csv.
 """
@@ -32,8 +40,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from genre_model import FrontendConfig, vote
+from training.data.genres import select_labels
 from training.data.splits import check_disjoint, pool_cv_fold_indices, pool_cv_folds
 from training.data.tracks import Track, load_all
 from training.engine.config import TrainConfig
@@ -95,6 +105,8 @@ def main() -> None:
     ap.add_argument("--placements", default="4,8", help="max_windows of the held-out tracks ('all': every window)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--teacher-recipe", default="recipes/default.json", help="the per-fold teacher of distillation")
+    ap.add_argument("--zero-shot", action="store_true", help="add 'musicnn-tags', the tag layer with no training")
+    ap.add_argument("--no-baseline", action="store_true", help="leave out the mel-statistics baseline")
     args = ap.parse_args()
 
     from training.engine.config import parse_assignment
@@ -109,8 +121,11 @@ def main() -> None:
     placements = [None if p == "all" else int(p) for p in args.placements.split(",")]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tracks = load_all(args.data, print)
-    labels = sorted({t.label for t in tracks})
+    vocabularies = {c.labels for c in configs}
+    if len(vocabularies) > 1:
+        raise SystemExit(f"recipes compared on the same folds need one vocabulary, got {sorted(vocabularies)}")
+    tracks, labels = select_labels(load_all(args.data, print), list(configs[0].labels) or None, configs[0].min_tracks)
+    print(f"{len(tracks)} tracks ({sum(len(t.genres) > 1 for t in tracks)} with several labels), labels: {labels}")
     digests = Digests()
     prepared: dict[str, Prepared] = {}  # by kind of input and front end
 
@@ -121,10 +136,12 @@ def main() -> None:
             prepared[key] = Prepared(inputs, tracks, labels, placements)
         return prepared[key]
 
-    baseline = Prepared(LogMelInputs(args.cache, FrontendConfig(), digests, args.workers), tracks, labels, [8])
-    teacher_config = TrainConfig.read(args.teacher_recipe).with_overrides(fixed)
+    baseline = None
+    if not args.no_baseline:
+        baseline = Prepared(LogMelInputs(args.cache, FrontendConfig(), digests, args.workers), tracks, labels, [8])
+    teacher_config = TrainConfig.read(args.teacher_recipe).with_overrides({**fixed, "labels": list(labels)})
     folds = pool_cv_folds(tracks, args.folds, args.seed)
-    methods = ["baseline", *names]
+    methods = [*(["baseline"] if baseline else []), *(["musicnn-tags"] if args.zero_shot else []), *names]
     preds: dict[str, dict[int | None, dict[int, np.ndarray]]] = {m: defaultdict(dict) for m in methods}
     timings: dict[str, list[float]] = defaultdict(list)
     curves: dict[str, list] = defaultdict(list)
@@ -132,10 +149,18 @@ def main() -> None:
         train_idx, valid_idx = pool_cv_fold_indices(folds, tracks, f)
         check_disjoint([tracks[i] for i in train_idx], [tracks[i] for i in valid_idx], digests.of)
         print(f"fold {f}: {len(train_idx)} train, {len(valid_idx)} valid tracks", flush=True)
-        started = time.time()
-        probs = baseline_probs(baseline.placements[8], train_idx, valid_idx, len(labels))
-        preds["baseline"][placements[0]].update((i, p[None, :]) for i, p in zip(valid_idx, probs, strict=True))
-        timings["baseline"].append(time.time() - started)
+        if baseline:
+            started = time.time()
+            probs = baseline_probs(baseline.placements[8], train_idx, valid_idx, len(labels))
+            preds["baseline"][placements[0]].update((i, p[None, :]) for i, p in zip(valid_idx, probs, strict=True))
+            timings["baseline"].append(time.time() - started)
+        if args.zero_shot:
+            data = prepared_for(TrainConfig(arch="musicnn-backend"))
+            head = zero_shot_head(labels)
+            for max_windows, windows in data.placements.items():
+                held_out = track_probabilities(head, windows.subset(valid_idx).windows, torch.device("cpu"))
+                preds["musicnn-tags"][max_windows].update(zip(valid_idx, held_out, strict=True))
+            timings["musicnn-tags"].append(0.0)
         for config in configs:
             cfg = dataclasses.replace(config, seed=args.seed + f)
             data = prepared_for(cfg)
@@ -170,23 +195,26 @@ def main() -> None:
         headline = by_placement[placements[0]]
         idx = sorted(headline)
         sources = [tracks[i].source for i in idx]
-        metrics = metrics_from_probs([headline[i] for i in idx], [tracks[i].label for i in idx], labels, sources)
+        truth = [tracks[i].genres for i in idx]
+        metrics = metrics_from_probs([headline[i] for i in idx], truth, labels, sources)
+        metrics["written"] = written_genres([headline[i] for i in idx], truth, labels, sources)
+        metrics["artist_pooling"] = artist_pooling({i: headline[i] for i in idx}, tracks, labels)
         metrics["max_windows"] = placements[0] or "all"
         metrics["fit_seconds_per_fold"] = float(np.mean(timings[m]))
         for max_windows in placements[1:]:
             if by_placement.get(max_windows):
-                other = metrics_from_probs([by_placement[max_windows][i] for i in idx], [tracks[i].label for i in idx],
-                                           labels, sources)  # fmt: skip
+                other = metrics_from_probs([by_placement[max_windows][i] for i in idx], truth, labels, sources)
                 for figure in ("track_accuracy", "balanced_accuracy", "macro_f1"):
                     metrics[f"{figure}_{max_windows or 'all'}_windows"] = other[figure]
         write_metrics(metrics, out / m, title=f"{m}: {args.folds}-fold group CV")
         with open(out / m / "predictions.csv", "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["path", "label", "source", "fold", "predicted", "confidence"])
+            writer.writerow(["path", "genres", "source", "group", "fold", "predicted", "confidence", "right"])
             for i in idx:
                 verdict = vote(headline[i], labels)
-                writer.writerow([tracks[i].path, tracks[i].label, tracks[i].source, folds[i], verdict.top,
-                                 f"{verdict.confidence:.4f}"])  # fmt: skip
+                writer.writerow([tracks[i].path, "; ".join(tracks[i].genres), tracks[i].source, tracks[i].group,
+                                 folds[i], verdict.top, f"{verdict.confidence:.4f}",
+                                 int(verdict.top in tracks[i].genres)])  # fmt: skip
         report["methods"][m] = metrics
         if curves[m]:
             (out / m / "curves.json").write_text(json.dumps(curves[m]))
@@ -194,8 +222,63 @@ def main() -> None:
     print_table(report)
 
 
+# The min_confidence values the written genre's precision and coverage are reported at.
+WRITE_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def written_genres(
+    probs: list[np.ndarray], truth: list[tuple[str, ...]], labels: list[str], sources: list[str]
+) -> dict[str, list[dict[str, float]]]:
+    """Per source and overall ("all"): at each of `WRITE_THRESHOLDS`, the share of tracks whose top
+    genre reaches it (coverage: they get a genre) and the share of those whose genre is right."""
+    verdicts = [vote(p, labels) for p in probs]
+    out: dict[str, list[dict[str, float]]] = {}
+    for source in ["all", *sorted(set(sources))]:
+        pick = [k for k, s in enumerate(sources) if source in ("all", s)]
+        rows = []
+        for threshold in WRITE_THRESHOLDS:
+            covered = [k for k in pick if verdicts[k].confidence >= threshold]
+            right = sum(verdicts[k].top in truth[k] for k in covered)
+            rows.append({"min_confidence": threshold, "coverage": len(covered) / len(pick),
+                         "precision": right / len(covered) if covered else float("nan")})  # fmt: skip
+        out[source] = rows
+    return out
+
+
+def artist_pooling(probs: dict[int, np.ndarray], tracks: list[Track], labels: list[str]) -> dict[str, float]:
+    """Each held-out track judged alone, and by the mean of its artist's held-out tracks' window
+    probabilities (what `source: artist` would write), on the tracks of artists with 2 or more held-out
+    clips. GTZAN's groups are lists, not artists: left out."""
+    by_artist: dict[str, list[int]] = defaultdict(list)
+    for i in probs:
+        if not tracks[i].group.startswith("gtzan-"):
+            by_artist[tracks[i].group].append(i)
+    pooled = {g: members for g, members in by_artist.items() if len(members) >= 2}
+    alone = right = 0
+    for members in pooled.values():
+        verdict = vote(np.concatenate([probs[i] for i in members]), labels)
+        alone += sum(vote(probs[i], labels).top in tracks[i].genres for i in members)
+        right += sum(verdict.top in tracks[i].genres for i in members)
+    n = sum(len(m) for m in pooled.values())
+    return {"artists": len(pooled), "tracks": n, "alone": alone / n if n else float("nan"),
+            "pooled": right / n if n else float("nan")}  # fmt: skip
+
+
+def zero_shot_head(labels: list[str]) -> torch.nn.Module:
+    """MSD_musicnn's back end and tag layer read as our labels (`init_from_tags`), untrained; labels no
+    tag names can never win."""
+    from training.models.musicnn.heads import build_backend, init_from_tags
+    from training.models.musicnn.network import load_pretrained
+
+    head = build_backend(TrainConfig(arch="musicnn-backend", init_from_tags=True), labels).eval()
+    with torch.no_grad():
+        for label in init_from_tags(head, labels, load_pretrained("msd_musicnn")):
+            head.classifier.bias[labels.index(label)] = -1e4
+    return head
+
+
 def print_table(report: dict) -> None:
-    """The report as a Markdown table: overall, per source, and the other placements."""
+    """The report as Markdown tables: overall and per source; per label; the written genre's precision/coverage."""
     sources = report["sources"]
     others = [f"{p}_windows" for p in report["placements"][1:]]
     head = ["method", "track acc", "balanced acc", "macro-F1", *sources, *(f"acc {o.replace('_', ' ')}" for o in others),
@@ -208,6 +291,22 @@ def print_table(report: dict) -> None:
         cells += [f"{r[f'track_accuracy_{o}']:.3f}" if f"track_accuracy_{o}" in r else "" for o in others]
         cells.append(f"{r['fit_seconds_per_fold']:.0f}")
         print("| " + " | ".join(cells) + " |")
+    for name, r in report["methods"].items():
+        print(f"\n{name}, per label (recall on clips of the label alone, support; precision over clips called it):")
+        print("| label | recall | support | precision | called | F1 |\n|---|---|---|---|---|---|")
+        for label, c in r["per_class"].items():
+            print(
+                f"| {label} | {c['recall']:.2f} | {c['support']} | {c['precision']:.2f} | {c['predicted']} | {c['f1']:.2f} |"
+            )
+        ap = r["artist_pooling"]
+        print(f"\n{name}, artist pooling: {ap['tracks']} tracks of {ap['artists']} artists with 2+ held-out clips: "
+              f"alone {ap['alone']:.3f}, pooled by artist {ap['pooled']:.3f}")  # fmt: skip
+        print(f"\n{name}, the written genre at each min_confidence (coverage / precision):")
+        rows = r["written"]
+        print("| min_confidence | " + " | ".join(rows) + " |\n|---|" + "---|" * len(rows))
+        for k, threshold in enumerate(WRITE_THRESHOLDS):
+            cells = [f"{rows[s][k]['coverage']:.2f} / {rows[s][k]['precision']:.2f}" for s in rows]
+            print(f"| {threshold} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

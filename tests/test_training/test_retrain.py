@@ -21,7 +21,7 @@ from training.pipelines.retrain import split_by_artist
 @pytest.mark.parametrize("arch", ["cnn", "crnn"])
 def test_backbone_weights_come_back_exactly_from_the_exported_file(tmp_path, arch):
     torch.manual_seed(0)
-    net = build_from_config(TrainConfig(arch=arch, channels=(8, 16, 16)), 3)
+    net = build_from_config(TrainConfig(arch=arch, channels=(8, 16, 16)), ["A", "B", "C"])
     cfg = net.config
     with torch.no_grad():  # trained-looking batch-norm statistics, not the defaults
         for m in net.modules():

@@ -74,6 +74,12 @@ class TrainConfig:
         front end and conv blocks of a CNN/CRNN, musicnn's back end), below 1 when fine-tuning: the
         pretrained features move slowly while the new output layer learns.
     midend_lr_scale: musicnn's mid-end relative to `lr` ("musicnn-midend").
+    labels: the vocabulary, in output order (names as the data spells them up to case and
+        punctuation); empty: every label with at least `min_tracks` tracks. A track that may carry
+        several labels (`Track.genres`) keeps those in the vocabulary, and is left out when none is.
+    init_from_tags: musicnn heads: each label's output row starts from musicnn's own tag layer
+        (the mean of the rows of the MSD tags that name it, `training/models/musicnn/genre_tags.yaml`),
+        so training starts from what the pretrained tagger knows instead of a random layer.
     feature_noise: std of Gaussian noise on the normalised backbone features while training (musicnn
         heads), their light augmentation. crop_frames: "musicnn-midend": each batch sees a random run
         of this many of the 187 front-end frames (0: all), a time shift its global pooling allows.
@@ -114,12 +120,14 @@ class TrainConfig:
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
 
     frontend: dict[str, Any] = dataclasses.field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+    init_from_tags: bool = False
     feature_noise: float = 0.0
     midend_lr_scale: float = 0.03
     crop_frames: int = 0
 
     def __post_init__(self) -> None:
-        self.channels = tuple(self.channels)
+        self.channels, self.labels = tuple(self.channels), tuple(self.labels)
         checks = [
             (self.arch in ARCHITECTURES, f"arch must be one of {', '.join(ARCHITECTURES)}, got {self.arch!r}"),
             (bool(self.channels) and min(self.channels) >= 1, "channels must be one or more positive counts"),
@@ -131,6 +139,8 @@ class TrainConfig:
             (0 <= self.distill_weight <= 1, f"distill_weight must be in [0, 1], got {self.distill_weight}"),
             (bool(_DEVICE.fullmatch(self.device)), f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
             (self.feature_noise >= 0 and self.crop_frames >= 0, "feature_noise and crop_frames must be >= 0"),
+            (not self.init_from_tags or self.arch.startswith("musicnn"), "init_from_tags is for the musicnn heads"),
+            (len(set(self.labels)) == len(self.labels), f"labels repeat a name: {self.labels}"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:
@@ -271,9 +281,12 @@ def _checked(value: Any, hint: Any, name: str, source: str) -> Any:
             raise ConfigError(f"{source}: {name} must be an object of settings, got {value!r}")
         value = dict(value)
     elif typing.get_origin(hint) is tuple:
-        if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
-            raise ConfigError(f"{source}: {name} must be a list of whole numbers, got {value!r}")
+        element = typing.get_args(hint)[0]
+        ok = isinstance(value, (list, tuple)) and all(
+            isinstance(v, element) and not isinstance(v, bool) for v in value
+        )
+        if not ok:
+            what = "whole numbers" if element is int else "strings"
+            raise ConfigError(f"{source}: {name} must be a list of {what}, got {value!r}")
         value = tuple(value)
     return value

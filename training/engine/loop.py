@@ -66,9 +66,9 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_network(config: TrainConfig, n_labels: int) -> torch.nn.Module:
-    """The network `config.arch` names, for `n_labels` labels (`training.models.registry`)."""
-    return config.architecture.function("build")(config, n_labels)
+def build_network(config: TrainConfig, labels: Sequence[str]) -> torch.nn.Module:
+    """The network `config.arch` names, for `labels` (`training.models.registry`)."""
+    return config.architecture.function("build")(config, list(labels))
 
 
 def logits_of(output: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -170,7 +170,7 @@ def fit(
     seed_everything(config.seed + RANK_SEED_STRIDE * world.rank)
     if config.threads:
         torch.set_num_threads(config.threads)
-    model = build_network(config, len(train.labels)).to(device)
+    model = build_network(config, train.labels).to(device)
     if init_state is not None and resumed is None:
         own = model.state_dict()
         model.load_state_dict(

@@ -7,6 +7,7 @@ makes them. Output: logits (batch, n_labels). The class count comes from the lab
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -134,9 +135,10 @@ def build_model(config: ModelConfig) -> CNN | CRNN:
     return CNN(config) if config.arch == "cnn" else CRNN(config)
 
 
-def build_from_config(config: TrainConfig, n_labels: int) -> CNN | CRNN:
-    """The network a recipe asks for, shaped for its front end's windows and `n_labels` labels
-    (the registry's ``build``)."""
+def build_from_config(config: TrainConfig, labels: Sequence[str]) -> CNN | CRNN:
+    """The network a recipe asks for, shaped for its front end's windows and `labels` (the
+    registry's ``build``)."""
+    n_labels = len(labels)
     frontend = config.frontend_config()
     return build_model(
         ModelConfig(

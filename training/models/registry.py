@@ -13,7 +13,7 @@ inputs: what the trainable network reads from each window, and so what the featu
 frontend: the front end the architecture needs, "default" (`genre_model.FrontendConfig()`, which
     a recipe's ``frontend`` settings may change) or "musicnn" (`genre_model.frontend.musicnn_frontend`,
     fixed: the pretrained filters were learnt on it).
-build: ``(config: TrainConfig, n_labels) -> nn.Module``, the network the loop trains; its forward
+build: ``(config: TrainConfig, labels) -> nn.Module``, the network the loop trains for `labels`; its forward
     takes a batch of `inputs` and returns logits (batch, n_labels), or (logits, *extra outputs).
 rebuild: ``(model_config: dict) -> nn.Module``, the same network from what a checkpoint stores
     (the network's ``model_config()``), without a `TrainConfig`.

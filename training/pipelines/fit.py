@@ -78,8 +78,9 @@ def fit_and_export(
         else "training on 1 process (start it with torchrun to train on several)"
     )
     tracks = load_all(data, echo)
-    counts = Counter(t.label for t in tracks)
-    tracks, labels = select_labels(tracks, None, config.min_tracks, drop_rare=False)
+    tracks, labels = select_labels(tracks, list(config.labels) or None, config.min_tracks, drop_rare=False)
+    counts = Counter(t.genres[0] for t in tracks if len(t.genres) == 1)  # tracks of that label alone
+    in_sets = Counter(g for t in tracks if len(t.genres) > 1 for g in t.genres)  # and those that may be it
     if config.valid_fraction > 0:
         train_t, valid_t = group_holdout(tracks, config.valid_fraction, config.seed)
     else:
@@ -90,7 +91,10 @@ def fit_and_export(
         check_disjoint(train_t, valid_t, digests.of)
     except SplitLeakError as exc:
         raise SplitLeakError(f"refusing a leaky split: {exc}") from None
-    echo(f"labels: {', '.join(f'{label} {counts[label]}' for label in labels)}")
+    echo(
+        "labels (tracks of the label alone, + in a set of several): "
+        + ", ".join(f"{label} {counts[label]}" + (f" +{in_sets[label]}" if in_sets[label] else "") for label in labels)
+    )
     echo(f"split: {len(train_t)} train, {len(valid_t)} valid tracks")
     echo(f"{config.arch}: {config.architecture.description}")
     if world.distributed:  # each rank computes its share of the features, then all read them all
@@ -147,6 +151,7 @@ def fit_and_export(
             "n_train_tracks": len(train_w),
             "n_valid_tracks": len(valid_w) if valid_w is not None else 0,
             "label_counts": dict(counts),
+            "label_counts_in_sets": dict(in_sets),
             "sources": sorted({t.source for t in tracks}),
             "config": config.to_dict(),
         },

@@ -16,6 +16,9 @@ loop (`training.engine.loop.fit`) with the settings of a `TrainConfig` recipe:
 from __future__ import annotations
 
 import copy
+import functools
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -122,19 +125,61 @@ class MusicnnGenre(nn.Module):
         return self.head(getattr(self.backbone, self.head.reads)(x))
 
 
-def build_backend(config: TrainConfig, n_labels: int) -> BackendHead:
-    """The registry's ``build`` for ``musicnn-backend``: MSD_musicnn's back end, a new output layer,
-    `config.feature_noise` on its normalised input while training."""
-    head = BackendHead.pretrained(n_labels, config.dropout)
+def build_backend(config: TrainConfig, labels: Sequence[str]) -> BackendHead:
+    """The registry's ``build`` for ``musicnn-backend``: MSD_musicnn's back end, a new output layer
+    for `labels` (from the tag layer with ``init_from_tags``), `config.feature_noise` on its
+    normalised input while training."""
+    backbone = load_pretrained(BACKBONE)
+    head = BackendHead.pretrained(len(labels), config.dropout, backbone)
     head.noise = config.feature_noise
+    if config.init_from_tags:
+        init_from_tags(head, labels, backbone)
     return head
 
 
-def build_midend(config: TrainConfig, n_labels: int) -> MidendHead:
+def build_midend(config: TrainConfig, labels: Sequence[str]) -> MidendHead:
     """The registry's ``build`` for ``musicnn-midend``: MSD_musicnn's mid-end and back end, a new output layer."""
-    head = MidendHead.pretrained(n_labels, config.dropout)
+    backbone = load_pretrained(BACKBONE)
+    head = MidendHead.pretrained(len(labels), config.dropout, backbone)
     head.backend.noise = config.feature_noise
+    if config.init_from_tags:
+        init_from_tags(head.backend, labels, backbone)
     return head
+
+
+@functools.cache
+def genre_tags() -> dict[str, tuple[str, ...]]:
+    """{our label: the MSD tags that name it} (``genre_tags.yaml`` beside this module)."""
+    import yaml
+
+    data = yaml.safe_load(Path(__file__).with_name("genre_tags.yaml").read_text())
+    return {str(label): tuple(tags) for label, tags in data.items()}
+
+
+@torch.no_grad()
+def init_from_tags(head: BackendHead, labels: Sequence[str], backbone: Musicnn) -> list[str]:
+    """Start `head`'s output row of each label as the mean of musicnn's tag-layer rows of its tags
+    (weights (200,) and bias): the head then scores a label as the pretrained tagger scores its
+    tags. Labels without a tag keep their fresh row, its bias lowered to the tagged rows' mean so
+    they neither dominate nor vanish. Returns the labels that had no tag."""
+    from training.data.genres import genre_key
+    from training.models.musicnn.network import pretrained_labels
+
+    tag_index = {tag: k for k, tag in enumerate(pretrained_labels(BACKBONE))}
+    by_key = {genre_key(label): tags for label, tags in genre_tags().items()}
+    untagged, tagged_bias = [], []
+    for row, label in enumerate(labels):
+        rows = [tag_index[t] for t in by_key.get(genre_key(label), ())]
+        if not rows:
+            untagged.append(label)
+            continue
+        head.classifier.weight[row] = backbone.classifier.weight[rows].mean(dim=0)
+        head.classifier.bias[row] = backbone.classifier.bias[rows].mean()
+        tagged_bias.append(float(head.classifier.bias[row]))
+    for label in untagged:
+        if tagged_bias:
+            head.classifier.bias[list(labels).index(label)] = sum(tagged_bias) / len(tagged_bias)
+    return untagged
 
 
 def rebuild(model_config: dict[str, Any]) -> Head:
