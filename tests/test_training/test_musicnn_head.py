@@ -154,3 +154,24 @@ def test_fit_command_builds_a_partially_fine_tuned_model(genre_folder, tmp_path)
     outcomes = list(classify_files(clf, paths, max_windows=4, workers=0))
     right = sum(o.prediction.genres[0][0] == Path(o.path).parent.name for o in outcomes)
     assert right >= 20, [(o.path, o.prediction.genres[:2]) for o in outcomes]
+
+
+def test_init_from_tags_starts_each_label_where_musicnns_tagger_stands():
+    # A label's logit is the mean of its tags' logits in musicnn's own tag layer; an untagged label
+    # (Reggae) keeps a fresh row.
+    from training.models.musicnn.heads import build_backend
+    from training.models.musicnn.network import pretrained_labels
+
+    backbone = load_pretrained("msd_musicnn").eval()
+    labels = ["Jazz", "Metal", "Reggae"]
+    head = build_backend(TrainConfig(arch="musicnn-backend", init_from_tags=True), labels).eval()
+    x = torch.from_numpy(np.random.default_rng(3).uniform(0, 2, (2, 96, 187)).astype(np.float32))
+    tags = pretrained_labels("msd_musicnn")
+    with torch.no_grad():
+        ours = head(backbone.pooled(x))[0]
+        theirs = backbone(x).logits
+    torch.testing.assert_close(ours[:, 0], theirs[:, tags.index("jazz")])
+    torch.testing.assert_close(ours[:, 1], theirs[:, [tags.index("metal"), tags.index("heavy metal")]].mean(dim=1))
+    fresh = build_backend(TrainConfig(arch="musicnn-backend"), labels).classifier.weight[2]
+    assert not torch.allclose(head.classifier.weight[2], head.classifier.weight[0])
+    assert fresh.abs().max() < 0.1 and head.classifier.weight[2].abs().max() < 0.1  # a fresh layer's scale
