@@ -29,10 +29,29 @@ while [ $# -gt 0 ]; do
 done
 [ -d "$music" ] || { echo "not a folder: $music" >&2; exit 2; }
 python=$(command -v python3.11 || command -v python3)
+audio=$(find "$music" -type f \( -iname '*.mp3' -o -iname '*.flac' -o -iname '*.ogg' -o -iname '*.opus' \
+  -o -iname '*.m4a' -o -iname '*.wav' -o -iname '*.aif' -o -iname '*.aiff' -o -iname '*.wma' -o -iname '*.ape' \
+  -o -iname '*.wv' -o -iname '*.mpc' -o -iname '*.alac' -o -iname '*.aac' \) | head -1)
+[ -n "$audio" ] || { echo "no audio files in $music (looked for MP3, FLAC, Ogg, Opus, M4A, WAV, AIFF, WMA, ...)" >&2; exit 1; }
 
 venv=${GENRECLASS_VENV:-$here/.venv}
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "$here" >&2
+# Install this checkout once, and again only when its sources change: the stamp holds a hash of them.
+stamp=$(cd "$here" && find setup.cfg pyproject.toml beetsplug genre_model training -type f \
+  ! -path '*/__pycache__/*' -print0 2>/dev/null | sort -z | xargs -0 cat | cksum | cut -d' ' -f1)
+if [ "$(cat "$venv/.genreclass-installed" 2>/dev/null)" != "$stamp" ]; then
+  echo "run.sh: installing beets-genreclass and its dependencies into $venv (about 30 s, first run only)..." >&2
+  leftovers=$(cd "$here" && { [ -e build ] || echo build; ls -d ./*.egg-info > /dev/null 2>&1 || echo egg-info; })
+  if ! "$venv/bin/python" -m pip install --disable-pip-version-check "$here" > "$venv/install.log" 2>&1; then
+    cat "$venv/install.log" >&2
+    echo "run.sh: installing beets-genreclass failed (the log above is in $venv/install.log)" >&2
+    exit 1
+  fi
+  # pip builds in the checkout; take away what this install left there (never what was there before).
+  case "$leftovers" in *build*) rm -rf "$here/build" ;; esac
+  case "$leftovers" in *egg-info*) rm -rf "$here"/*.egg-info ;; esac
+  echo "$stamp" > "$venv/.genreclass-installed"
+fi
 
 beetsdir=$(mktemp -d)
 trap 'rm -rf "$beetsdir"' EXIT
@@ -54,4 +73,6 @@ if ! "$venv/bin/beet" import -A -s -q "$music" > "$beetsdir/import.log" 2>&1; th
   echo "beet import failed" >&2
   exit 1
 fi
+# Files beets itself could not read never reach the tagger: say which, with beets' reason.
+grep -iE "error reading|could not|unreadable|corrupt" "$beetsdir/import.log" | sed 's/^/run.sh: beets did not import: /' >&2 || true
 "$venv/bin/beet" genreclass "$mode" "${force[@]}"

@@ -10,5 +10,9 @@ if ! command -v ffmpeg > /dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >
     || echo "test.sh: could not install ffmpeg; its tests will skip" >&2
 fi
 [ -x .venv-test/bin/python ] || "$python" -m venv .venv-test
+leftovers=$({ [ -e build ] || echo build; ls -d ./*.egg-info > /dev/null 2>&1 || echo egg-info; })
 .venv-test/bin/python -m pip install -q --disable-pip-version-check ".[test]"
+# pip builds in the checkout; take away what this install left there (never what was there before).
+case "$leftovers" in *build*) rm -rf build ;; esac
+case "$leftovers" in *egg-info*) rm -rf ./*.egg-info ;; esac
 .venv-test/bin/python -m pytest -q "$@"

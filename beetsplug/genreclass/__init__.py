@@ -78,6 +78,7 @@ class GenreClassPlugin(BeetsPlugin):
             except ModelError as exc:
                 raise ui.UserError(f"genreclass: {exc}") from None
             check_rename(settings.rename, labels)
+            self._log.debug("model {} on {}", classifier.info.model_id, ", ".join(classifier.providers))
             # One pool for the whole command; its processes start on the first file.
             self._pool = DecoderPool(settings.workers, lambda n: self._log.debug("starting {} decoder processes", n))
             self._tagger = Tagger(classifier, self._pool, settings, self._log)
