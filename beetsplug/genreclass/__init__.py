@@ -11,8 +11,10 @@ the library uses them in place and ``import.write`` asks for tags).
 
 from __future__ import annotations
 
+import sys
 import threading
 
+import beets
 import confuse
 from beets import ui
 from beets.dbcore import types
@@ -135,6 +137,8 @@ class GenreClassPlugin(BeetsPlugin):
     def command(self, lib, opts, args: list[str]) -> None:
         if opts.write and opts.nowrite:
             raise ui.UserError("genreclass: -w/--write and -W/--nowrite contradict each other; give one of them")
+        if not sys.stdout.isatty():  # `beet genreclass > genres.txt`: plain text, not beets' colour codes
+            beets.config["ui"]["color"].set(False)
         tagger = self.tagger()
         if not opts.pretend:
             self.lock_library(lib)
