@@ -1,18 +1,15 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.audio import write_tone
+from helpers.models import build_tiny_model
 
-sys.path.insert(0, str(Path(__file__).parent))
 # Tests that load onnxruntime themselves (and the beet processes they start) keep its telemetry off
 # too: nothing is written outside the tests' folders.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-
-from audio_factory import write_tone  # noqa: E402
-from tiny_model import build_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

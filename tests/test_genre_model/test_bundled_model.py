@@ -6,8 +6,8 @@ import csv
 
 import numpy as np
 import pytest
-from audio_factory import tone, write_audio
-from markers import SHARED_DATA, needs_shared_data
+from helpers.audio import tone, write_audio
+from helpers.markers import SHARED_DATA, needs_shared_data
 
 from genre_model import Classifier, ModelError, bundled_model_path, classify_files
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_model import TINY_FRONTEND, build_tiny_model
+from helpers.models import TINY_FRONTEND, build_tiny_model
 
 from genre_model import Classifier, ModelError, classify_files, pool_tracks, track_features, vote
 

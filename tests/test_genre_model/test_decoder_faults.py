@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from audio_factory import add_cover, write_headerless_mp3, write_tone
-from markers import needs_ffmpeg
-from worker_faults import decoder_pids, descendants, features_or_stop, wait_gone
+from helpers.audio import add_cover, write_headerless_mp3, write_tone
+from helpers.markers import needs_ffmpeg, needs_proc
+from helpers.models import TINY_FRONTEND, build_failing_model
+from helpers.processes import decoder_pids, descendants, exists, features_or_stop, state_of, wait_gone
 
 from genre_model import (
     AudioDecodeError,
@@ -30,7 +31,6 @@ from genre_model import (
 )
 
 FE = FrontendConfig()
-needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
 
 def _tones(tmp_path: Path, n: int, seconds: float = 4.0, stem: str = "t") -> list[tuple[int, str]]:
@@ -84,7 +84,7 @@ def test_a_hung_decoder_fails_its_file_after_the_time_limit_and_the_run_goes_on(
     with DecoderPool(2, on_start=starts.append) as pool:
         results = {i: r for i, _, r in pool.imap(features_or_stop, jobs, FE, 8, whole_file=False)}
         assert time.monotonic() - began < 20
-        stopped = [p for p in decoder_pids(timeout_s=0) if _state(p) == "T"]
+        stopped = [p for p in decoder_pids(timeout_s=0) if state_of(p) == "T"]
         assert not stopped  # killed, not left behind
         # The next call gets fresh processes.
         again = list(pool.imap(features_or_stop, jobs[:2], FE, 8, whole_file=False))
@@ -97,13 +97,6 @@ def test_a_hung_decoder_fails_its_file_after_the_time_limit_and_the_run_goes_on(
     assert starts == [2, 2] and len(again) == 2
 
 
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
-
-
 def test_the_time_limit_grows_with_the_file_and_with_whole_file_decoding():
     small, big = decoder_pool.decode_time_limit(1_000_000, True), decoder_pool.decode_time_limit(100_000_000, True)
     assert decoder_pool.DECODE_LIMIT_BASE_S < small < big
@@ -111,8 +104,6 @@ def test_the_time_limit_grows_with_the_file_and_with_whole_file_decoding():
 
 
 def test_a_model_that_fails_at_inference_raises_model_error(tmp_path):
-    from tiny_model import TINY_FRONTEND, build_failing_model
-
     clf = Classifier(build_failing_model(tmp_path / "failing.onnx"), device="cpu")
     assert clf.info.labels == ("Low", "High")  # it loads
     features = track_features(write_tone(tmp_path / "a.flac", 200.0, seconds=4.0), TINY_FRONTEND, 4)
@@ -151,9 +142,9 @@ def test_decoders_forkserver_and_resource_tracker_die_with_a_killed_caller(tmp_p
         proc.kill()
         proc.wait()
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and [p for p in tree if Path(f"/proc/{p}").exists()]:
+        while time.monotonic() < deadline and [p for p in tree if exists(p)]:
             time.sleep(0.05)
-        assert not [p for p in tree if Path(f"/proc/{p}").exists()]
+        assert not [p for p in tree if exists(p)]
     finally:
         proc.kill()
         for pid in tree:  # what a failure leaves behind, now children of init
