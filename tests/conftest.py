@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.audio import write_tone
+from helpers.audio import keep_encoded_files, write_tone
 from helpers.models import build_tiny_model
 
 # Tests that load onnxruntime themselves (and the beet processes they start) keep its telemetry off
@@ -19,6 +19,14 @@ def beets_config_folder(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("BEETSDIR", str(tmp_path_factory.mktemp("beetsdir")))
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def encoded_audio(tmp_path_factory):
+    """Each distinct sound is encoded once a session; tests get copies (`keep_encoded_files`)."""
+    keep_encoded_files(tmp_path_factory.mktemp("encoded-audio"))
+    yield
+    keep_encoded_files(None)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ sound in each test that uses one; `dominant_hz` is the one way a test hears a pi
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -69,9 +70,33 @@ def genre_sound(kind: str, rng: np.random.Generator, seconds: float, sr: int) ->
     raise ValueError(f"no such sound: {kind}")
 
 
+# Where encoded files are kept for reuse (`keep_encoded_files`); None: every file is encoded anew.
+_encoded: Path | None = None
+
+
+def keep_encoded_files(folder: Path | None) -> None:
+    """Keep each file `write_audio` encodes in `folder` and copy it from there when the same
+    audio is asked for again: most tests write the same few tones, and encoding MP3 or Opus
+    costs a tenth of a second or more. The copies are byte-identical; None stops it."""
+    global _encoded
+    _encoded = folder
+
+
 def write_audio(path: Path, audio: np.ndarray, sr: int = 44100) -> Path:
     """Encode `audio` (n_samples, channels) by `path`'s extension; Opus is written at 48 kHz."""
     path = Path(path)
+    if _encoded is None:
+        return _encode(path, audio, sr)
+    key = hashlib.sha256(np.ascontiguousarray(audio).tobytes())
+    key.update(f"{audio.shape} {audio.dtype} {sr}".encode())
+    kept = _encoded / f"{key.hexdigest()}{path.suffix.lower()}"
+    if not kept.exists():
+        _encode(kept, audio, sr)
+    shutil.copyfile(kept, path)
+    return path
+
+
+def _encode(path: Path, audio: np.ndarray, sr: int) -> Path:
     ext = path.suffix.lower()
     if ext == ".m4a":
         if not shutil.which("ffmpeg"):
