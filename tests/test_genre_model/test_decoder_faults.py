@@ -72,6 +72,7 @@ def test_a_worker_killed_while_idle_between_calls_is_replaced(tmp_path):
     assert not [r for _, _, r in again if isinstance(r, AudioDecodeError)]
 
 
+@pytest.mark.slow  # waits out a 2-s time limit, then starts new processes: 3 s
 @needs_proc
 def test_a_hung_decoder_fails_its_file_after_the_time_limit_and_the_run_goes_on(tmp_path, monkeypatch):
     monkeypatch.setattr(decoder_pool, "DECODE_LIMIT_BASE_S", 2.0)
@@ -223,6 +224,7 @@ def test_an_ogg_file_cut_short_fails(tmp_path, ext):
     assert decode_windows(whole, FE, 8).shape == (6, FE.window_samples)
 
 
+@pytest.mark.slow  # waits out a 2-s time limit, then starts new processes: 3 s
 @needs_proc
 def test_decoders_stopped_while_idle_are_replaced_when_no_job_starts(tmp_path, monkeypatch):
     # An idle worker waits for a job holding the job queue's lock: stopped there, no worker can

@@ -106,6 +106,7 @@ def test_train_says_what_is_missing(tagged_library, tmp_path):
     assert proc.returncode == 1 and "need at least 2 genres" in proc.error
 
 
+@pytest.mark.slow  # a `beet` process that loads the library and the base model: 3-4 s
 def test_train_without_the_train_extra_says_what_to_install(tagged_library, tmp_path):
     fake = tmp_path / "no-torch"
     (fake / "torch").mkdir(parents=True)

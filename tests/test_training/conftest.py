@@ -12,6 +12,16 @@ from helpers.audio import genre_sound, write_audio
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "musicnn_convert"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects by marker
+def pytest_collection_modifyitems(items):
+    """Tests that use test_train_export.py's `trained` fixture are slow: it trains a model for
+    six epochs (5 s on two idle cores). Marked from here while that file is being rewritten;
+    the mark belongs in the file."""
+    for item in items:
+        if "trained" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def genre_folder(tmp_path_factory) -> Path:
     """ROOT/<Genre>/*.{wav,flac}: three easily told apart labels (low tones, bright noise, clicks),
