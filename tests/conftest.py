@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,32 @@ from helpers.models import build_tiny_model
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
+def pytest_configure(config):
+    """Hypothesis's storage (its example database, the constants it gathers from the sources) in
+    a temporary folder removed at the end, not .hypothesis/ in the checkout. Set before the test
+    modules are collected: @given reads it as a module is imported."""
+    from hypothesis import configuration
+
+    folder = tempfile.mkdtemp(prefix="genreclass-tests-hypothesis-")
+    configuration.set_hypothesis_home_dir(folder)
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def beets_config_folder(tmp_path_factory):
     """beets' configuration folder for every test: a temporary one, never ~/.config/beets (a test
     that reads beets' global config without its own BEETSDIR would otherwise create it)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("BEETSDIR", str(tmp_path_factory.mktemp("beetsdir")))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def matplotlib_folder(tmp_path_factory):
+    """matplotlib's config and font cache (training's plots), for this process and the `beet`
+    processes it starts: a temporary folder, not ~/.config/matplotlib and ~/.cache/matplotlib."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MPLCONFIGDIR", str(tmp_path_factory.mktemp("matplotlib")))
         yield
 
 

@@ -4,6 +4,7 @@ settings checked before anything is touched, results on stdout, reruns that skip
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -167,14 +168,32 @@ def _venv_borrowing_dependencies(path: Path) -> Path:
     return path
 
 
+def _copy_of_checkout(dest: Path) -> Path:
+    """What run.sh installs (its own folder), copied: pip builds in the source tree (build/,
+    *.egg-info), and a test must leave this checkout as it found it."""
+    dest.mkdir()
+    for name in ("run.sh", "setup.cfg", "pyproject.toml", "README.md", "beetsplug", "genre_model", "training"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
 @pytest.mark.slow
 def test_run_sh_installs_this_checkout_names_each_skipped_track_and_forces(tmp_path, tiny_model):
     music = tmp_path / "music"
     music.mkdir()
     write_tone(music / "low.flac", 200.0, seconds=5.0)
     set_tags(write_tone(music / "tagged.flac", 5000.0, seconds=5.0), genre="Jazz")
-    env = {**os.environ, "GENRECLASS_VENV": str(_venv_borrowing_dependencies(tmp_path / "venv"))}
-    run_sh = [str(REPO / "run.sh"), str(music), "--model", str(tiny_model)]
+    env = {
+        **os.environ,
+        "GENRECLASS_VENV": str(_venv_borrowing_dependencies(tmp_path / "venv")),
+        # run.sh's throw-away beets folder (mktemp) and pip's temporary and cached files, here.
+        "TMPDIR": str(tmp_path),
+        "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
+    }
+    run_sh = [str(_copy_of_checkout(tmp_path / "checkout") / "run.sh"), str(music), "--model", str(tiny_model)]
     proc = subprocess.run(run_sh, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "skipped: already has genres (Jazz)" in proc.stdout and "would be Low" in proc.stdout
