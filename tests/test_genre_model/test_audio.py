@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-import soundfile
 from helpers.audio import dominant_hz, stepped_tone, tone, write_audio, write_tone
 from helpers.markers import needs_ffmpeg
 
@@ -74,7 +73,7 @@ def test_errors_name_the_file_and_the_cause(tmp_path):
     junk = tmp_path / "junk.mp3"
     junk.write_bytes(os.urandom(5000))
     silent = tmp_path / "silent.wav"
-    soundfile.write(silent, np.zeros(5 * 44100, dtype=np.float32), 44100)
+    write_audio(silent, np.zeros((5 * 44100, 1), np.float32))
     cases = {
         tmp_path / "missing.flac": "cannot read",
         empty: "empty",

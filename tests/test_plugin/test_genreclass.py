@@ -116,10 +116,11 @@ def test_count_and_min_confidence(library, tmp_path):
 
 
 def test_help_and_bad_settings(library):
-    help_text = library.run("genreclass", "--help").stdout
-    for flag in ("--force", "--pretend", "--write", "--nowrite"):
-        assert flag in help_text
+    # Help needs no valid settings (a user with a broken config can still read it); the usage
+    # line is put together by hand around optparse's %prog.
     library.settings["genreclass"]["min_confidence"] = 2
+    help = library.run("genreclass", "--help")
+    assert help.returncode == 0 and help.stdout.startswith("Usage: beet genreclass [options] [QUERY]\n\n")
     assert "'min_confidence' must be between 0 and 1" in only_error(library.run("genreclass", check=False))
     library.settings["genreclass"].update(min_confidence=0.3, model=str(library.root / "nope.onnx"))
     assert "model file not found" in only_error(library.run("genreclass", check=False))

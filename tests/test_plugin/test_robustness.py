@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import soundfile
 from helpers.audio import tone, write_audio, write_tone
 from helpers.files import all_tags, digest, genres_in_file, set_tags
 from helpers.library import only_error
@@ -64,7 +63,7 @@ def damage(music: Path) -> None:
     for name in ("cut.mp3", "cut.flac"):
         data = (music / name).read_bytes()
         (music / name).write_bytes(data[: len(data) // 3])
-    soundfile.write(music / "no frames.wav", np.zeros((0, 1), np.float32), 44100)
+    write_audio(music / "no frames.wav", np.zeros((0, 1), np.float32))
     (music / "deleted.flac").unlink()
 
 
