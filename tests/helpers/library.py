@@ -132,7 +132,7 @@ class BeetsLibrary(PluginMixin, TestHelper):
     def setup_beets(self) -> None:
         config = beets.config
         self._saved_config = (list(config.sources), config._materialized, config._lazy_prefix, config._lazy_suffix)
-        self.config.set(copy.deepcopy(self.settings))  # read by `setup_beets` as it opens the library
+        self.config.set(copy.deepcopy(self.settings))  # beets' `setup_beets` opens the library with them
         super().setup_beets()
 
     def teardown_beets(self) -> None:
@@ -146,7 +146,7 @@ class BeetsLibrary(PluginMixin, TestHelper):
 
     def _as_a_new_process(self) -> None:
         """beets' global state as a new `beet` process finds it: no plugin loaded, no field type
-        cached from one, the configuration read from `settings`, the library not yet opened."""
+        cached from one, the configuration read from `settings`, the library opened afresh."""
         self.unload_plugins()
         cached_classproperty.cache.clear()
         self.__dict__.pop("config", None)  # ConfigMixin's `config` resets beets' to the baseline
@@ -210,16 +210,21 @@ class BeetsLibrary(PluginMixin, TestHelper):
 
         With `setup`, Python code run first in that process (it may patch a function to die,
         stall or signal at a chosen moment), then beets' `main` as the `beet` script calls it.
+        `env` adds to this process's environment; a PYTHONPATH in it (a folder that hides a
+        package) comes first. This checkout follows it, so the process runs the code under test
+        whichever checkout the environment's editable install points at.
         """
         (self.root / "config.yaml").write_text(yaml.safe_dump(self.settings))
         command = [BEET, *args]
         if setup:
             code = f"import sys\nsys.argv = {['beet', *args]!r}\n{textwrap.dedent(setup)}\nimport beets.ui\nbeets.ui.main()\n"
             command = [sys.executable, "-c", code]
+        environment = {**os.environ, "BEETSDIR": str(self.root), **(env or {})}
+        paths = ((env or {}).get("PYTHONPATH"), str(REPO), os.environ.get("PYTHONPATH"))
+        environment["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         return subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={**os.environ, "BEETSDIR": str(self.root), **(env or {})},
-        )  # fmt: skip
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=environment
+        )
 
     def run_process(self, *args: str, setup: str = "", env: dict[str, str] | None = None, check: bool = True) -> Result:
         """`start_process`, waited for."""
