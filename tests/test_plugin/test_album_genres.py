@@ -12,8 +12,6 @@ from helpers.audio import genre_sound, write_audio, write_tone
 from helpers.files import digest, genres_in_file, set_tags
 from helpers.library import BeetsLibrary, only_error
 
-pytestmark = pytest.mark.slow
-
 
 def _tag(path: Path, artist: str, album: str, genre: str | None = None) -> Path:
     return set_tags(path, title=path.stem, artist=artist, album=album, genre=genre)
@@ -152,6 +150,7 @@ def test_bad_new_settings_give_one_line_and_touch_nothing(make_library, setting,
     assert digest(beets.music / "low.flac") == before
 
 
+@pytest.mark.slow  # embeddings of 48 tracks, a head fitted on them: 8-12 s
 def test_retraining_on_a_compilation_holds_out_by_track_artist(tmp_path, make_library):
     """A "Various Artists" folder (one album, comp) of 48 tracks by 48 artists trains: the hold-out
     groups by track artist, and no artist is on both sides."""
