@@ -33,8 +33,14 @@ def _fit(genre_folder: Path, out: Path, *extra: str, nproc: int = 1, wait: bool 
     fit = [str(BIN / "genreclass-train"), "fit", str(genre_folder), "--out", str(out), "--cache", str(out.parent / "cache")]  # fmt: skip
     if nproc > 1:
         fit = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node", str(nproc), *fit]
-    # The checkout first on the path: torchrun's workers import `training` from it.
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "OMP_NUM_THREADS": "1"}
+    # The checkout first on the path: torchrun's workers import `training` from it. TMPDIR: torchrun's
+    # log folders (torchelastic_*) go beside the run, not to /tmp.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parents[2]),
+        "OMP_NUM_THREADS": "1",
+        "TMPDIR": str(out.parent),
+    }
     if not wait:
         return subprocess.Popen([*fit, *SMALL, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     return subprocess.run([*fit, *SMALL, *extra], env=env, capture_output=True, text=True, timeout=600)
