@@ -106,25 +106,20 @@ def test_train_says_what_is_missing(tagged_library, tmp_path):
     assert proc.returncode == 1 and "need at least 2 genres" in proc.error
 
 
-@pytest.mark.slow  # a `beet` process that loads the library and the base model: 3-4 s
-def test_train_without_the_train_extra_says_what_to_install(tagged_library, tmp_path):
-    fake = tmp_path / "no-torch"
-    (fake / "torch").mkdir(parents=True)
-    (fake / "torch" / "__init__.py").write_text("raise ImportError('torch is not installed (test)')\n")
-    tagged_library.settings["genreclass"]["model"] = "fast"  # a CNN base: fine-tuning needs torch
-    proc = tagged_library.run_process(
-        "genreclass-train", "--min-tracks", "5", check=False, env={"PYTHONPATH": str(fake)}
-    )
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "pip install 'beets-genreclass[train]'" in proc.stderr and "torch" in proc.stderr
-
-
 def _hide(root, *modules: str) -> dict[str, str]:
     """Environment whose PYTHONPATH makes importing each of `modules` fail, as if not installed."""
     for name in modules:
         (root / name).mkdir(parents=True)
         (root / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed (test)')\n")
     return {"PYTHONPATH": str(root)}
+
+
+@pytest.mark.slow  # a `beet` process that loads the library and the base model: 3-4 s
+def test_train_without_the_train_extra_says_what_to_install(tagged_library, tmp_path):
+    tagged_library.settings["genreclass"]["model"] = "fast"  # a CNN base: fine-tuning needs torch
+    env = _hide(tmp_path / "no-torch", "torch")
+    error = only_error(tagged_library.run_process("genreclass-train", "--min-tracks", "5", check=False, env=env))
+    assert "pip install 'beets-genreclass[train]'" in error and "torch" in error
 
 
 @pytest.mark.slow
@@ -165,5 +160,5 @@ def test_a_head_without_scikit_learn_says_what_to_install(tagged_library, tmp_pa
     beets = tagged_library
     beets.settings["genreclass"]["model"] = str(build_tiny_backbone(tmp_path / "backbone.onnx"))
     proc = beets.run_process("genreclass-train", check=False, env=_hide(tmp_path / "hidden", "torch", "sklearn"))
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "scikit-learn not installed" in proc.stderr and "pip install 'beets-genreclass[head]'" in proc.stderr
+    error = only_error(proc)
+    assert "scikit-learn not installed" in error and "pip install 'beets-genreclass[head]'" in error
