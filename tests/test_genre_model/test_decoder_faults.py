@@ -134,7 +134,11 @@ time.sleep(600)
 @needs_proc
 def test_decoders_forkserver_and_resource_tracker_die_with_a_killed_caller(tmp_path):
     song = write_tone(tmp_path / "a.flac", 200.0, seconds=4.0)
-    proc = subprocess.Popen([sys.executable, "-c", _POOL_THEN_WAIT, str(song)], stdout=subprocess.PIPE, text=True)
+    # TMPDIR: the killed process cannot remove its multiprocessing folder (pymp-*); it is left here.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _POOL_THEN_WAIT, str(song)], stdout=subprocess.PIPE, text=True, env=env
+    )
     tree: list[int] = []
     try:
         assert proc.stdout.readline().strip() == "2"  # its decoders have run
