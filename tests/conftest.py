@@ -1,18 +1,28 @@
 from __future__ import annotations
 
 import os
-import sys
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+from helpers.audio import keep_encoded_files, write_tone
+from helpers.models import build_tiny_model
 
-sys.path.insert(0, str(Path(__file__).parent))
 # Tests that load onnxruntime themselves (and the beet processes they start) keep its telemetry off
 # too: nothing is written outside the tests' folders.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
-from audio_factory import write_tone  # noqa: E402
-from tiny_model import build_tiny_model  # noqa: E402
+
+def pytest_configure(config):
+    """Hypothesis's storage (its example database, the constants it gathers from the sources) in
+    a temporary folder removed at the end, not .hypothesis/ in the checkout. Set before the test
+    modules are collected: @given reads it as a module is imported."""
+    from hypothesis import configuration
+
+    folder = tempfile.mkdtemp(prefix="genreclass-tests-hypothesis-")
+    configuration.set_hypothesis_home_dir(folder)
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,6 +32,23 @@ def beets_config_folder(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("BEETSDIR", str(tmp_path_factory.mktemp("beetsdir")))
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def matplotlib_folder(tmp_path_factory):
+    """matplotlib's config and font cache (training's plots), for this process and the `beet`
+    processes it starts: a temporary folder, not ~/.config/matplotlib and ~/.cache/matplotlib."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MPLCONFIGDIR", str(tmp_path_factory.mktemp("matplotlib")))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def encoded_audio(tmp_path_factory):
+    """Each distinct sound is encoded once a session; tests get copies (`keep_encoded_files`)."""
+    keep_encoded_files(tmp_path_factory.mktemp("encoded-audio"))
+    yield
+    keep_encoded_files(None)
 
 
 @pytest.fixture(scope="session")

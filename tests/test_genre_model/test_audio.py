@@ -4,19 +4,13 @@ import os
 
 import numpy as np
 import pytest
-import soundfile
-from audio_factory import tone, write_audio, write_tone
-from markers import needs_ffmpeg
+from helpers.audio import dominant_hz, stepped_tone, tone, write_audio, write_tone
+from helpers.markers import needs_ffmpeg
 
 from genre_model import AudioDecodeError, FrontendConfig, decode_windows, probe, window_starts
 from genre_model.windows import MIN_TRACK_SECONDS
 
 FE = FrontendConfig()
-
-
-def dominant_hz(window: np.ndarray, sr: int) -> float:
-    spectrum = np.abs(np.fft.rfft(window * np.hanning(window.size)))
-    return float(np.fft.rfftfreq(window.size, 1 / sr)[spectrum.argmax()])
 
 
 @pytest.mark.parametrize("ext", [".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff"])
@@ -44,10 +38,7 @@ def test_windows_are_read_where_planned(tmp_path):
     # the pitch of its planned start, which only a correct seek gives.
     sr = 22050
     seconds = 60
-    t = np.arange(seconds * sr) / sr
-    freq = 200 + 20 * np.floor(t)
-    phase = 2 * np.pi * np.cumsum(freq) / sr
-    path = write_audio(tmp_path / "steps.flac", (0.3 * np.sin(phase)).astype(np.float32)[:, None], sr)
+    path = write_audio(tmp_path / "steps.flac", stepped_tone(seconds, sr, start_hz=200.0, step_hz=20.0), sr)
     starts = window_starts(seconds, FE.window_seconds, 4)
     windows = decode_windows(path, FE, max_windows=4)
     assert windows.shape == (4, FE.window_samples)
@@ -82,7 +73,7 @@ def test_errors_name_the_file_and_the_cause(tmp_path):
     junk = tmp_path / "junk.mp3"
     junk.write_bytes(os.urandom(5000))
     silent = tmp_path / "silent.wav"
-    soundfile.write(silent, np.zeros(5 * 44100, dtype=np.float32), 44100)
+    write_audio(silent, np.zeros((5 * 44100, 1), np.float32))
     cases = {
         tmp_path / "missing.flac": "cannot read",
         empty: "empty",

@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from audio_factory import add_cover, write_headerless_mp3, write_tone
-from markers import needs_ffmpeg
-from worker_faults import decoder_pids, descendants, features_or_stop, wait_gone
+from helpers.audio import add_cover, write_headerless_mp3, write_tone
+from helpers.markers import needs_ffmpeg, needs_proc
+from helpers.models import TINY_FRONTEND, build_failing_model
+from helpers.processes import decoder_pids, descendants, exists, features_or_stop, state_of, wait_gone
 
 from genre_model import (
     AudioDecodeError,
@@ -30,7 +31,6 @@ from genre_model import (
 )
 
 FE = FrontendConfig()
-needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
 
 def _tones(tmp_path: Path, n: int, seconds: float = 4.0, stem: str = "t") -> list[tuple[int, str]]:
@@ -72,6 +72,7 @@ def test_a_worker_killed_while_idle_between_calls_is_replaced(tmp_path):
     assert not [r for _, _, r in again if isinstance(r, AudioDecodeError)]
 
 
+@pytest.mark.slow  # waits out a 2-s time limit, then starts new processes: 3 s
 @needs_proc
 def test_a_hung_decoder_fails_its_file_after_the_time_limit_and_the_run_goes_on(tmp_path, monkeypatch):
     monkeypatch.setattr(decoder_pool, "DECODE_LIMIT_BASE_S", 2.0)
@@ -84,7 +85,7 @@ def test_a_hung_decoder_fails_its_file_after_the_time_limit_and_the_run_goes_on(
     with DecoderPool(2, on_start=starts.append) as pool:
         results = {i: r for i, _, r in pool.imap(features_or_stop, jobs, FE, 8, whole_file=False)}
         assert time.monotonic() - began < 20
-        stopped = [p for p in decoder_pids(timeout_s=0) if _state(p) == "T"]
+        stopped = [p for p in decoder_pids(timeout_s=0) if state_of(p) == "T"]
         assert not stopped  # killed, not left behind
         # The next call gets fresh processes.
         again = list(pool.imap(features_or_stop, jobs[:2], FE, 8, whole_file=False))
@@ -97,13 +98,6 @@ def test_a_hung_decoder_fails_its_file_after_the_time_limit_and_the_run_goes_on(
     assert starts == [2, 2] and len(again) == 2
 
 
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
-
-
 def test_the_time_limit_grows_with_the_file_and_with_whole_file_decoding():
     small, big = decoder_pool.decode_time_limit(1_000_000, True), decoder_pool.decode_time_limit(100_000_000, True)
     assert decoder_pool.DECODE_LIMIT_BASE_S < small < big
@@ -111,8 +105,6 @@ def test_the_time_limit_grows_with_the_file_and_with_whole_file_decoding():
 
 
 def test_a_model_that_fails_at_inference_raises_model_error(tmp_path):
-    from tiny_model import TINY_FRONTEND, build_failing_model
-
     clf = Classifier(build_failing_model(tmp_path / "failing.onnx"), device="cpu")
     assert clf.info.labels == ("Low", "High")  # it loads
     features = track_features(write_tone(tmp_path / "a.flac", 200.0, seconds=4.0), TINY_FRONTEND, 4)
@@ -142,7 +134,11 @@ time.sleep(600)
 @needs_proc
 def test_decoders_forkserver_and_resource_tracker_die_with_a_killed_caller(tmp_path):
     song = write_tone(tmp_path / "a.flac", 200.0, seconds=4.0)
-    proc = subprocess.Popen([sys.executable, "-c", _POOL_THEN_WAIT, str(song)], stdout=subprocess.PIPE, text=True)
+    # TMPDIR: the killed process cannot remove its multiprocessing folder (pymp-*); it is left here.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _POOL_THEN_WAIT, str(song)], stdout=subprocess.PIPE, text=True, env=env
+    )
     tree: list[int] = []
     try:
         assert proc.stdout.readline().strip() == "2"  # its decoders have run
@@ -151,9 +147,9 @@ def test_decoders_forkserver_and_resource_tracker_die_with_a_killed_caller(tmp_p
         proc.kill()
         proc.wait()
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and [p for p in tree if Path(f"/proc/{p}").exists()]:
+        while time.monotonic() < deadline and [p for p in tree if exists(p)]:
             time.sleep(0.05)
-        assert not [p for p in tree if Path(f"/proc/{p}").exists()]
+        assert not [p for p in tree if exists(p)]
     finally:
         proc.kill()
         for pid in tree:  # what a failure leaves behind, now children of init
@@ -232,6 +228,7 @@ def test_an_ogg_file_cut_short_fails(tmp_path, ext):
     assert decode_windows(whole, FE, 8).shape == (6, FE.window_samples)
 
 
+@pytest.mark.slow  # waits out a 2-s time limit, then starts new processes: 3 s
 @needs_proc
 def test_decoders_stopped_while_idle_are_replaced_when_no_job_starts(tmp_path, monkeypatch):
     # An idle worker waits for a job holding the job queue's lock: stopped there, no worker can

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
-from audio_factory import write_tone
-from markers import needs_ffmpeg
-from worker_faults import descendants
+from helpers.audio import dominant_hz, ffmpeg_tone, tone, write_audio, write_long_tone, write_tone
+from helpers.markers import needs_ffmpeg, needs_proc
+from helpers.processes import descendants
 
 from genre_model import (
     AudioDecodeError,
@@ -29,16 +28,6 @@ from genre_model import (
 
 FE = FrontendConfig()
 HOUR_S = 3600
-
-
-def _write_hour_flac(path: Path, sr: int = 44100) -> Path:
-    """A 1-hour 44.1 kHz tone, written a minute at a time (the test never holds it whole)."""
-    t = np.arange(sr * 60) / sr
-    minute = (0.3 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
-    with soundfile.SoundFile(path, "w", sr, 1, format="FLAC", subtype="PCM_16") as f:
-        for _ in range(HOUR_S // 60):
-            f.write(minute)
-    return path
 
 
 def _peak_rss_mb_of_features(path: Path) -> tuple[float, float]:
@@ -58,7 +47,7 @@ def _peak_rss_mb_of_features(path: Path) -> tuple[float, float]:
 
 @pytest.mark.slow
 def test_hour_long_flac_is_classified_without_decoding_it_whole(tmp_path):
-    path = _write_hour_flac(tmp_path / "hour.flac")
+    path = write_long_tone(tmp_path / "hour.flac", 220.0, HOUR_S, sr=44100)
     base, peak = _peak_rss_mb_of_features(path)
     # Whole at 44.1 kHz float32 it would be 635 MB; eight 3 s windows are well under 1 MB.
     assert peak - base < 60, (base, peak)
@@ -67,12 +56,8 @@ def test_hour_long_flac_is_classified_without_decoding_it_whole(tmp_path):
 @pytest.mark.slow
 @needs_ffmpeg
 def test_hour_long_file_through_ffmpeg_streams_in_bounded_memory(tmp_path):
-    path = tmp_path / "hour.mka"  # Matroska/PCM: libsndfile cannot open it, ffmpeg streams it
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"sine=frequency=220:sample_rate=16000:duration={HOUR_S}",
-         "-c:a", "pcm_s16le", str(path)],
-        check=True,
-    )  # fmt: skip
+    # Matroska/PCM: libsndfile cannot open it, ffmpeg streams it.
+    path = ffmpeg_tone(tmp_path / "hour.mka", 220, HOUR_S, 16000, "-c:a", "pcm_s16le")
     base, peak = _peak_rss_mb_of_features(path)
     assert peak - base < 60, (base, peak)  # whole: 230 MB at 16 kHz float32
 
@@ -93,11 +78,7 @@ def test_long_track_cut_short_fails_whatever_its_length(tmp_path, ext):
     # be silence. A per-file tolerance of 2 % (5 s, more than a window) once let it through.
     whole = tmp_path / f"whole{ext}"
     if ext == ".m4a":  # index at the front (faststart), so the cut file still declares its length
-        subprocess.run(
-            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=16000:duration=255",
-             "-c:a", "aac", "-b:a", "32k", "-movflags", "+faststart", str(whole)],
-            check=True,
-        )  # fmt: skip
+        ffmpeg_tone(whole, 300, 255, 16000, "-c:a", "aac", "-b:a", "32k", "-movflags", "+faststart")
     else:
         write_tone(whole, 300.0, seconds=255.0, sr=16000)
     cut = tmp_path / f"cut{ext}"
@@ -109,21 +90,18 @@ def test_long_track_cut_short_fails_whatever_its_length(tmp_path, ext):
 
 
 def test_eight_channel_96k_and_8k_mono_files_decode(tmp_path):
-    from audio_factory import tone, write_audio
-
     wide = write_audio(tmp_path / "wide.wav", tone(500.0, 4.0, sr=96000, channels=8), 96000)
     narrow = write_tone(tmp_path / "narrow.flac", 500.0, seconds=4.0, sr=8000)
     for path in (wide, narrow):
         windows = decode_windows(path, FE, 8)
         assert windows.shape == (1, FE.window_samples) and np.isfinite(windows).all()
         # The tone itself, at its level, after the down-mix and resampling to the model's rate.
-        spectrum = np.abs(np.fft.rfft(windows[0] * np.hanning(FE.window_samples)))
-        assert abs(np.fft.rfftfreq(FE.window_samples, 1 / FE.sample_rate)[spectrum.argmax()] - 500.0) < 10, path
+        assert abs(dominant_hz(windows[0], FE.sample_rate) - 500.0) < 10, path
         assert 0.25 < np.abs(windows[0]).max() < 0.35, path
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@needs_proc
 def test_a_decoder_process_killed_mid_run_costs_no_file(tmp_path, tiny_model):
     paths = [write_tone(tmp_path / f"t{i:02d}.flac", 200.0 if i % 2 else 5000.0, seconds=30.0) for i in range(24)]
     clf = Classifier(tiny_model, device="cpu")
@@ -151,7 +129,7 @@ def test_a_decoder_process_killed_mid_run_costs_no_file(tmp_path, tiny_model):
     assert all(o.error is None for o in outcomes), [o.error for o in outcomes if o.error]
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@needs_proc
 def test_one_pool_serves_many_calls_with_the_same_processes(tmp_path, tiny_model):
     # As in one `beet import`: many tasks, one set of decoder processes, closed at the end.
     clf = Classifier(tiny_model, device="cpu")

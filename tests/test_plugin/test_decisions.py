@@ -1,17 +1,27 @@
 """The plugin's small decisions, without audio: whose genres a track carries, why it is skipped,
-what is judged together, and which settings are refused."""
+what is judged together, and which settings are read how or refused with which line."""
 
 from __future__ import annotations
 
+import os
+
 import confuse
 import pytest
-from beets import config as beets_config
 from beets import ui
-from beets.library import Item, Library
+from beets.library import Item
 
-from beetsplug.genreclass.settings import DEFAULTS, read_settings
+from beetsplug.genreclass.settings import (
+    DEFAULTS,
+    check_rename,
+    genreclass_dir,
+    installed_model_path,
+    read_settings,
+    setting_error,
+    unknown_keys,
+)
 from beetsplug.genreclass.tagger import skip_reason
 from beetsplug.genreclass.units import group_units, user_tagged
+from genre_model import bundled_model_path
 from genre_model.provenance import Origin, genres_origin, learnable
 
 MODEL = "tiny@2"
@@ -19,7 +29,7 @@ MODEL = "tiny@2"
 
 @pytest.fixture(autouse=True)
 def beets_home(tmp_path, monkeypatch):
-    """beets' configuration folder in the test's own folder, never the user's home."""
+    """beets' configuration folder (where an installed model lives) in the test's own folder."""
     monkeypatch.setenv("BEETSDIR", str(tmp_path))
 
 
@@ -32,6 +42,9 @@ def fields(genres=(), model=None, recorded=None, confidence=None) -> dict:
     if confidence is not None:
         out["genreclass_confidence"] = confidence
     return out
+
+
+# -- whose genres, and why a track is skipped ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -55,100 +68,194 @@ def test_whose_genres_a_track_carries(state, origin):
 
 
 @pytest.mark.parametrize(
-    ("state", "reason"),
+    ("state", "reason", "users"),
     [
-        (fields(), None),
-        (fields(["Rock"]), "already has genres (Rock)"),
-        (fields(["Rap"], "tiny@1", ["Hip-Hop"]), "its genres were changed by hand (Rap; genreclass wrote Hip-Hop)"),
-        (fields([], "tiny@1", ["Hip-Hop"]), "its genres were removed by hand (genreclass wrote Hip-Hop)"),
-        (fields(["Rock"], "tiny@1"), "classified by an earlier genreclass that did not record its genres (Rock)"),
-        (fields(["Rock"], "tiny@1", ["Rock"]), None),  # another model's verdict: a new model judges again
-        (fields(["Rock"], MODEL, ["Rock"], confidence=0.8), f"already classified by {MODEL}"),
+        (fields(), None, False),
+        (fields(["Rock"]), "already has genres (Rock)", True),
+        (fields(["Hip-Hop", "Rock"]), "already has genres (Hip-Hop; Rock)", True),
+        (
+            fields(["Rap"], "tiny@1", ["Hip-Hop"]),
+            "its genres were changed by hand (Rap; genreclass wrote Hip-Hop)",
+            True,
+        ),
+        (fields([], "tiny@1", ["Hip-Hop"]), "its genres were removed by hand (genreclass wrote Hip-Hop)", True),
+        (fields(["Rock"], "tiny@1"), "classified by an earlier genreclass that did not record its genres (Rock)", True),
+        (fields(["Rock"], "tiny@1", ["Rock"]), None, False),  # another model's verdict: a new model judges again
+        (fields(["Rock"], MODEL, ["Rock"], confidence=0.8), f"already classified by {MODEL}", False),
+        (
+            fields(["Rock"], MODEL, ["Rock"], confidence=0.3),
+            f"already classified by {MODEL}",
+            False,
+        ),  # at the threshold
+        # Sure, but it wrote nothing (`map` dropped its labels): judged again, perhaps under a new map.
+        (fields([], MODEL, [], confidence=0.8), None, False),
         # Uncertain, keeping an earlier model's genres: skipped too, until the threshold drops.
-        (fields(["Rock"], MODEL, ["Rock"], confidence=0.2), "uncertain last time (0.200 < min_confidence 0.3)"),
-        (fields([], MODEL, confidence=0.2), "uncertain last time (0.200 < min_confidence 0.3)"),
-        (fields([], MODEL, confidence=0.35), None),  # the threshold was lowered below it
+        (fields(["Rock"], MODEL, ["Rock"], confidence=0.2), "uncertain last time (0.200 < min_confidence 0.3)", False),
+        (fields([], MODEL, confidence=0.2), "uncertain last time (0.200 < min_confidence 0.3)", False),
+        (fields([], MODEL), "uncertain last time (0.000 < min_confidence 0.3)", False),  # no confidence stored
+        (fields([], MODEL, confidence=0.35), None, False),  # the threshold was lowered below it
     ],
 )
-def test_why_a_track_is_skipped(state, reason):
+def test_why_a_track_is_skipped_and_whether_its_genres_are_the_users(state, reason, users):
     item = Item(**state)
     assert skip_reason(item, MODEL, 0.3) == reason
-    assert user_tagged(item) is (genres_origin(state) in (Origin.USER, Origin.CLEARED, Origin.UNRECORDED))
+    assert user_tagged(item) is users
+
+
+def test_with_no_threshold_a_verdict_without_confidence_counts_as_done():
+    assert skip_reason(Item(**fields(["Rock"], MODEL, ["Rock"])), MODEL, 0.0) == f"already classified by {MODEL}"
+
+
+# -- what is judged together ---------------------------------------------------------------------
 
 
 @pytest.fixture
-def lib(tmp_path) -> Library:
-    library = Library(str(tmp_path / "library.db"))  # beets backs a database up beside it before migrating
-    yield library
-    library._close()
+def helper(make_library):
+    """beets' `TestHelper` (here `BeetsLibrary`): its library, and `create_item` to fill it."""
+    return make_library()
 
 
-def add_album(lib: Library, artist: str, n: int, comp: bool = False) -> list[Item]:
+def add_album(helper, artist: str, n: int, comp: bool = False, album: str | None = None) -> list[Item]:
     items = [
-        Item(title=f"{artist} {i}", artist=artist, albumartist=artist, path=f"/{artist}/{i}.flac") for i in range(n)
+        helper.create_item(title=f"{artist} {i}", artist=artist, albumartist=artist, album=album or artist)
+        for i in range(n)
     ]
-    album = lib.add_album(items)
-    album.comp = comp
-    album.store()
+    added = helper.lib.add_album(items)
+    added.comp = comp
+    added.store()
     return items
 
 
-def test_albums_are_judged_whole_and_compilations_and_singletons_per_track(lib):
-    ann = add_album(lib, "Ann", 3)
-    various = add_album(lib, "Various Artists", 2)
-    mixtape = add_album(lib, "Mixtape", 2, comp=True)
-    single = Item(title="alone", path="/alone.flac")
-    lib.add(single)
+def titles(units) -> list[tuple[bool, list[str]]]:
+    return [(u.album is not None, [i.title for i in u.items]) for u in units]
+
+
+def test_albums_are_judged_whole_and_compilations_and_singletons_per_track(helper):
+    ann = add_album(helper, "Ann", 3)
+    various = add_album(helper, "Various Artists", 2)
+    mixtape = add_album(helper, "Mixtape", 2, comp=True)
+    single = helper.add_item(title="alone")
     query = [ann[1], various[0], mixtape[1], single]
     units = group_units(query, "album")
-    assert [(u.album is not None, [i.title for i in u.items]) for u in units] == [
+    assert titles(units) == [
         (True, ["Ann 0", "Ann 1", "Ann 2"]),  # one track of the album brings in the others
         (False, ["Various Artists 0"]),
         (False, ["Mixtape 1"]),
         (False, ["alone"]),
     ]
     assert units[0].items[1] is ann[1]  # the caller's object, whose file an import writes later
+    assert units[0].items[0] is not ann[0]  # not asked for: read from the library
     assert [len(u.items) for u in group_units(query, "track")] == [1, 1, 1, 1]
+
+
+def test_an_album_asked_for_twice_is_one_unit_in_first_seen_order_with_every_given_item(helper):
+    ann, bob = add_album(helper, "Ann", 2), add_album(helper, "Bob", 2)
+    units = group_units([bob[1], ann[0], bob[0], ann[1]], "album")
+    assert titles(units) == [(True, ["Bob 0", "Bob 1"]), (True, ["Ann 0", "Ann 1"])]
+    assert units[0].items[0] is bob[0] and units[0].items[1] is bob[1] and units[1].items[1] is ann[1]
+    assert group_units([], "album") == []
+
+
+def test_the_compilation_name_is_beets_va_name_and_a_lost_album_leaves_its_tracks_alone(helper):
+    helper.config["va_name"] = "Diverse"
+    diverse = add_album(helper, "Diverse", 2)
+    various = add_album(helper, "Various Artists", 2)  # an ordinary album artist now
+    assert titles(group_units([diverse[0], various[0]], "album")) == [
+        (False, ["Diverse 0"]),
+        (True, ["Various Artists 0", "Various Artists 1"]),
+    ]
+    orphan = add_album(helper, "Orphan", 2)
+    orphan[0].get_album().remove(with_items=False)  # the items keep their album_id
+    assert titles(group_units([orphan[0]], "album")) == [(False, ["Orphan 0"])]
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def settings_view(**values) -> confuse.ConfigView:
+    """The plugin's view (``genreclass:`` of a configuration, under its defaults) set to `values`."""
+    root = confuse.Configuration("genreclass-test", read=False)
+    root["genreclass"].add(DEFAULTS)
+    root["genreclass"].set(values)
+    return root["genreclass"]
 
 
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
         ("count", 0, "'count' must be at least 1, got 0"),
+        ("max_windows", 0, "'max_windows' must be at least 1, got 0"),
+        ("batch_size", -2, "'batch_size' must be at least 1, got -2"),
+        ("max_windows", "eight", "'max_windows' must be a number"),
         ("min_confidence", 1.5, "'min_confidence' must be between 0 and 1, got 1.5"),
+        ("min_confidence", -0.1, "'min_confidence' must be between 0 and 1, got -0.1"),
+        ("min_confidence", "high", "'min_confidence' must be numeric, not str"),
         ("workers", -1, "'workers' must be 'auto' or a number >= 0, got -1"),
-        ("source", "artist", "source"),
-        ("map", ["Rock"], "'map' must be a mapping of model labels to genres"),
-        ("model", "/nonexistent/model.onnx", "model file not found"),
-        ("device", "tpu", "device"),
+        ("workers", True, "'workers' must be 'auto' or a number >= 0, got True"),  # a bool is no count
+        ("workers", "many", "'workers' must be 'auto' or a number >= 0, got 'many'"),
+        ("source", "artist", "'source' must be one of ['album', 'track'], not 'artist'"),
+        ("vote", "loudest", "'vote' must be one of ['mean', 'majority'], not 'loudest'"),
+        ("device", "tpu", "'device' must be one of ['auto', 'cpu', 'cuda'], not 'tpu'"),
+        ("auto", "sometimes", "'auto' must be a bool, not str"),
+        ("map", ["Rock"], "'map' must be a mapping of model labels to genres, got ['Rock']"),
+        ("map", {"Rock": ["a", "b"]}, "'map': Rock must map to a genre name or nothing, got ['a', 'b']"),
+        ("model", "/nonexistent/model.onnx", "model file not found: /nonexistent/model.onnx"),
     ],
 )
-def test_bad_settings_are_refused_with_the_key_named(key, value, message):
-    view = confuse.Configuration("genreclass-test", read=False)
-    view.add(DEFAULTS)
-    view[key] = value
-    with pytest.raises(ui.UserError, match="genreclass: .*" + message.replace("(", r"\(").replace(")", r"\)")):
-        read_settings(view)
+def test_bad_settings_are_refused_in_one_line_naming_the_key_after_one_prefix(key, value, message):
+    with pytest.raises(ui.UserError) as refused:
+        read_settings(settings_view(**{key: value}))
+    assert str(refused.value) == f"genreclass: {message}"
 
 
 def test_good_settings_are_read_typed():
-    view = confuse.Configuration("genreclass-test", read=False)
-    view.add(DEFAULTS)
-    view.set({"count": 2, "workers": 0, "map": {"Hip-Hop": "Rap", "Pop": None}, "model": "fast"})
-    settings = read_settings(view)
-    assert (settings.count, settings.workers, settings.source) == (2, 0, "album")
-    assert settings.rename == {"Hip-Hop": "Rap", "Pop": ""}
-    assert settings.model.endswith("genreclass-fast.onnx")
-    assert beets_config["va_name"].as_str() == "Various Artists"
+    settings = read_settings(
+        settings_view(count=2, workers=0, map={"Hip-Hop": " Rap ", "Pop": None, "Rock": "", "Disco": 70}, model="fast")
+    )
+    assert (settings.count, settings.workers, settings.source, settings.min_confidence) == (2, 0, "album", 0.3)
+    assert settings.rename == {"Hip-Hop": "Rap", "Pop": "", "Rock": "", "Disco": "70"}  # "" and null: never written
+    assert settings.model == str(bundled_model_path("fast"))
+    assert read_settings(settings_view(workers="auto")).workers == len(os.sched_getaffinity(0))
+    assert read_settings(settings_view(map=None)).rename == {}
+
+
+def test_no_model_setting_means_the_installed_model_else_the_bundled_default(tmp_path):
+    assert genreclass_dir() == str(tmp_path / "genreclass")  # beside beets' own config (BEETSDIR)
+    assert read_settings(settings_view()).model is None  # the bundled default
+    os.makedirs(genreclass_dir())
+    with open(installed_model_path(), "wb") as f:
+        f.write(b"an installed model")
+    assert read_settings(settings_view()).model == installed_model_path()
+    assert read_settings(settings_view(model="default")).model == str(bundled_model_path("default"))
+
+
+def test_a_model_path_that_is_no_regular_file_is_refused_without_opening_it(tmp_path):
+    with pytest.raises(ui.UserError, match=r"^genreclass: 'model' is a folder \("):
+        read_settings(settings_view(model=str(tmp_path)))
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    with pytest.raises(ui.UserError, match=r"^genreclass: 'model' is not a regular file \("):
+        read_settings(settings_view(model=str(fifo)))
+
+
+def test_a_configuration_error_elsewhere_keeps_its_own_key():
+    error = confuse.ConfigTypeError("import.copy: must be a bool")
+    assert str(setting_error(error)) == "genreclass: import.copy: must be a bool"
+
+
+def test_map_keys_must_be_the_models_labels():
+    check_rename({"Rock": "Rawk"}, ("Rock", "Pop"))  # known: no error
+    with pytest.raises(
+        ui.UserError, match=r"^genreclass: 'map' has a key the model does not know: Rokc; its labels are Rock, Pop$"
+    ):
+        check_rename({"Rokc": "Rock"}, ("Rock", "Pop"))
+    with pytest.raises(ui.UserError, match=r"has keys the model does not know: Jazz, Rokc;"):
+        check_rename({"Rokc": "Rock", "Jazz": "", "Pop": "Pop"}, ("Rock", "Pop"))
 
 
 def test_a_misspelt_setting_is_named_with_the_setting_it_resembles():
-    from beetsplug.genreclass.settings import unknown_keys
-
-    view = confuse.Configuration("genreclass-test", read=False)
-    view.add(DEFAULTS)
-    view.set({"min_confidance": 0.5, "colour": "blue"})
-    assert unknown_keys(view) == [
+    assert unknown_keys(settings_view(min_confidance=0.5, colour="blue")) == [
         "'colour' is no genreclass setting; it is ignored",
         "'min_confidance' is no genreclass setting (did you mean 'min_confidence'?); it is ignored",
     ]
+    assert unknown_keys(settings_view(count=2)) == []

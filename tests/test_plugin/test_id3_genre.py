@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from audio_factory import write_tone
-from beets_harness import Beets
+from helpers.audio import write_tone
+from helpers.library import BeetsLibrary
 from mutagen.id3 import ID3
 
 from beetsplug.genreclass import id3_genre
@@ -64,19 +64,19 @@ def audio_only(path: Path) -> bytes:
 
 
 @pytest.fixture
-def library(tmp_path, tiny_model) -> Beets:
+def library(make_library) -> BeetsLibrary:
     # Low tones are "Low"; the map gives it a name ID3v1's genre list knows (Blues = 0).
-    return Beets(tmp_path, tiny_model, map={"Low": "Blues"})
+    return make_library(map={"Low": "Blues"})
 
 
-def make_mp3(beets: Beets, name: str, head: bytes = b"", tail: bytes = b"") -> tuple[Path, bytes]:
+def make_mp3(beets: BeetsLibrary, name: str, head: bytes = b"", tail: bytes = b"") -> tuple[Path, bytes]:
     path = write_tone(beets.music / name, 200.0, seconds=5.0)
     audio = audio_only(path)
     path.write_bytes(head + audio + tail)
     return path, audio
 
 
-def classify(beets: Beets) -> None:
+def classify(beets: BeetsLibrary) -> None:
     beets.run("import", "-A", "-s", "-q", str(beets.music))
     result = beets.run("genreclass", "-w", "-f")  # -f: the files' own genres give way
     assert "failed" not in result.stderr and "0 failed" in result.stdout, result.stdout + result.stderr
@@ -109,8 +109,7 @@ def test_an_id3v22_tag_stays_v22(library):
 
 @pytest.mark.parametrize("id3v23", [False, True])
 def test_an_id3v1_only_file_gains_only_a_genre_frame_and_its_v1_genre_byte(library, id3v23):
-    library.config["id3v23"] = id3v23
-    library.write_config()
+    library.settings["id3v23"] = id3v23
     v1 = b"TAG" + b"Title".ljust(30, b"\x00") + b"Artist".ljust(30, b"\x00") + bytes(30) + b"1999" + bytes(30) + b"\x11"
     path, audio = make_mp3(library, "v1.mp3", tail=v1)
     classify(library)
@@ -123,8 +122,7 @@ def test_an_id3v1_only_file_gains_only_a_genre_frame_and_its_v1_genre_byte(libra
 
 
 def test_several_genres_read_back_as_the_list_beets_stores(library):
-    library.config["genreclass"].update({"count": 2, "min_confidence": 0.0})
-    library.write_config()
+    library.settings["genreclass"].update({"count": 2, "min_confidence": 0.0})
     path, _ = make_mp3(library, "two.mp3", tag(3, V23_FRAMES))
     classify(library)
     assert library.field("genres")["two.mp3"] == "Blues; High"

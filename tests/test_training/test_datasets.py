@@ -6,7 +6,7 @@ import csv
 import os
 
 import pytest
-from audio_factory import write_tone
+from helpers.audio import write_tone
 
 from training.data.genres import canonical_genre
 from training.data.tracks import DatasetError, load_beets, load_data, load_fma, load_folder, load_gtzan, load_manifest

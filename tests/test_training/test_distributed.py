@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.markers import needs_proc
+from helpers.processes import children, environment
 
 from genre_model import Classifier, classify_files
 from training.engine.checkpoint import read_checkpoint
@@ -31,8 +33,14 @@ def _fit(genre_folder: Path, out: Path, *extra: str, nproc: int = 1, wait: bool 
     fit = [str(BIN / "genreclass-train"), "fit", str(genre_folder), "--out", str(out), "--cache", str(out.parent / "cache")]  # fmt: skip
     if nproc > 1:
         fit = [str(BIN / "torchrun"), "--standalone", "--nproc-per-node", str(nproc), *fit]
-    # The checkout first on the path: torchrun's workers import `training` from it.
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "OMP_NUM_THREADS": "1"}
+    # The checkout first on the path: torchrun's workers import `training` from it. TMPDIR: torchrun's
+    # log folders (torchelastic_*) go beside the run, not to /tmp.
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parents[2]),
+        "OMP_NUM_THREADS": "1",
+        "TMPDIR": str(out.parent),
+    }
     if not wait:
         return subprocess.Popen([*fit, *SMALL, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     return subprocess.run([*fit, *SMALL, *extra], env=env, capture_output=True, text=True, timeout=600)
@@ -83,30 +91,11 @@ def test_two_processes_train_one_model_the_plugin_loads_and_agree_with_one(genre
     assert _losses(tmp_path / "tuned", "valid_loss")[0] < _losses(tmp_path / "two", "valid_loss")[0]
 
 
-def _children(pid: int) -> list[int]:
-    children = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            children += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:  # a thread that ended while we looked
-            pass
-    return children
-
-
-def _rank_of(pid: int) -> int | None:
-    try:
-        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:  # a process that ended while we looked
-        return None
-    ranks = [int(v.split(b"=", 1)[1]) for v in env if v.startswith(b"RANK=")]
-    return ranks[0] if ranks else None
-
-
 def _find_rank(launcher: int, rank: int, seconds: float = 10.0) -> int:
     """The pid of torchrun's worker of `rank`, looked for until it is found or `seconds` pass."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        found = [pid for pid in _children(launcher) if _rank_of(pid) == rank]
+        found = [pid for pid in children(launcher) if environment(pid).get("RANK") == str(rank)]
         if found:
             return found[0]
         time.sleep(0.1)
@@ -114,7 +103,7 @@ def _find_rank(launcher: int, rank: int, seconds: float = 10.0) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the ranks through /proc (Linux)")
+@needs_proc  # finds the ranks through /proc
 def test_a_killed_rank_stops_the_run_and_resume_continues(genre_folder, tmp_path):
     out = tmp_path / "run"
     proc = _fit(genre_folder, out, "--epochs", "30", "--set", "patience=0", nproc=2, wait=False)

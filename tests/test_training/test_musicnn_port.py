@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from markers import SHARED_DATA, needs_shared_data
+from helpers.markers import SHARED_DATA, needs_shared_data
 from reference_features import load_audio, musicnn_log_mel, musicnn_patch
 
 from training.export.musicnn import INPUT_NAME, export_musicnn_onnx, tagger_for_export

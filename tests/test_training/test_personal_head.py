@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from audio_factory import write_audio, write_tone
-from tiny_model import TINY_FRONTEND, build_tiny_backbone
+from helpers.audio import genre_sound, write_audio
+from helpers.models import TINY_FRONTEND, build_tiny_backbone
 
 from genre_model import Classifier, ModelInfo, track_features
 from training.errors import NoEmbeddingError
@@ -38,10 +38,8 @@ def sounds(tmp_path):
     rng = np.random.default_rng(1)
     out = []
     for k in range(2):
-        out.append((write_tone(tmp_path / f"drone{k}.mp3", rng.uniform(100, 250), 4.0), 0))
-        noise = (0.1 * rng.standard_normal((4 * 22050, 1))).astype(np.float32)
-        out.append((write_audio(tmp_path / f"hiss{k}.ogg", noise, 22050), 1))
-        out.append((write_tone(tmp_path / f"chime{k}.flac", rng.uniform(3000, 6000), 4.0), 2))
+        for label, (kind, ext) in enumerate((("drone", ".mp3"), ("hiss", ".ogg"), ("chime", ".flac"))):
+            out.append((write_audio(tmp_path / f"{kind}{k}{ext}", genre_sound(kind, rng, 4.0, 22050), 22050), label))
     return out
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from audio_factory import write_audio
 from click.testing import CliRunner
+from helpers.audio import write_audio
 
 from genre_model import Classifier, FrontendConfig, ModelInfo, classify_files, track_features, window_starts
 from training.cli import main as cli
