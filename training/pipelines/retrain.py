@@ -168,8 +168,8 @@ def compare_models(
             ]
             return float(np.mean(hits))
 
-        new_votes = [_vote_scores(new_probs[k], labels) for k in pick]
-        base_votes = [_vote_scores(base.window_probabilities(windows[k]), base.info.labels) for k in pick]
+        new_votes = [vote_scores(new_probs[k], labels) for k in pick]
+        base_votes = [vote_scores(base.window_probabilities(windows[k]), base.info.labels) for k in pick]
         result["on_shared"] = {
             "n_tracks": len(pick),
             "new_track_accuracy": accuracy(new_votes, new_cols),
@@ -179,7 +179,7 @@ def compare_models(
     return result
 
 
-def _vote_scores(window_probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+def vote_scores(window_probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
     """`vote`'s score of each label, (n_labels,) in `labels`' order."""
     scores = dict(vote(window_probs, labels).genres)
     return np.array([scores[label] for label in labels])
