@@ -13,7 +13,8 @@ right), and its accuracy is printed beside the estimate and the estimate's sprea
 fills the cache (embeddings, the base model's verdicts), the second is what a rerun costs; both
 timed, the estimate printed.
 
-    python benchmarks/retrain_cv.py timing ../shared/data/manifest.csv --tracks 500 --cache runs/feature-cache
+    python benchmarks/retrain_cv.py timing ../shared/data/manifest.csv ../shared/data/4q.csv --tracks 500 \\
+        --cache runs/feature-cache
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def run_timing(args: argparse.Namespace) -> None:
     from training.pipelines.retrain import RetrainOptions
     from training.pipelines.retrain_estimated import estimate_lines, retrain_estimated
 
-    tracks = load_manifest(args.manifest)
+    tracks = [t for manifest in args.manifests for t in load_manifest(manifest)]
     rng = random.Random(args.seed)
     rng.shuffle(tracks)
     tracks = tracks[: args.tracks]
@@ -181,7 +182,7 @@ def main() -> None:
     lib.add_argument("--cache", default="runs/feature-cache")
     lib.add_argument("--seed", type=int, default=0)
     timing = sub.add_parser("timing")
-    timing.add_argument("manifest")
+    timing.add_argument("manifests", nargs="+")
     timing.add_argument("--tracks", type=int, default=500)
     timing.add_argument("--out", default="runs/rcv/timing")
     timing.add_argument("--cache", default="runs/feature-cache")
