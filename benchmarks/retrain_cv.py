@@ -40,6 +40,14 @@ from training.data.genres import canonical_genre  # noqa: E402
 from training.data.tracks import load_manifest  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+# --fine-names: the styles lastgenre might give each artist instead of the pool's genre (names of beets'
+# genre tree), dealt to a genre's artists in turn; the last is the genre itself.
+FINE_NAMES = {
+    "Rock": ["hard rock", "indie rock", "garage rock", "rock"],
+    "Pop": ["europop", "teen pop", "soft rock", "pop"],
+    "Electronic": ["techno", "house", "ambient", "electronic"],
+    "Classical": ["baroque", "opera", "chamber music", "classical"],
+}
 
 
 def pick_library(rows: list[dict], per_genre: int, per_artist: int, seed: int) -> tuple[list[dict], list[dict]]:
@@ -61,10 +69,18 @@ def pick_library(rows: list[dict], per_genre: int, per_artist: int, seed: int) -
     return library, [r for r in rows if r["group"] not in chosen]
 
 
-def write_manifest(rows: list[dict], path: Path, base: Path, compilations: float, seed: int) -> None:
+def write_manifest(
+    rows: list[dict], path: Path, base: Path, compilations: float, seed: int, fine_names: bool = False
+) -> None:
     """Rows with absolute paths; a share `compilations` of the artists' clips tagged as on samplers
-    by "Various Artists" (album 'Sampler N', comp), the rest by their own album artist."""
+    by "Various Artists" (album 'Sampler N', comp), the rest by their own album artist; with
+    `fine_names`, each artist's genre replaced by a style of it (`FINE_NAMES`)."""
     rng = random.Random(seed)
+    style: dict[str, str] = {}
+    for r in rows:
+        names = FINE_NAMES.get(r.get("label", ""))
+        if fine_names and names and r["group"] not in style:
+            style[r["group"]] = names[sum(v in names for v in style.values()) % len(names)]
     fields = ["path", "label", "genres", "group", "albumartist", "album", "comp"]
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fields)
@@ -72,7 +88,8 @@ def write_manifest(rows: list[dict], path: Path, base: Path, compilations: float
         for r in rows:
             sampler = rng.random() < compilations
             w.writerow({
-                "path": str((base / r["path"]).resolve()), "label": r.get("label", ""), "genres": r.get("genres", ""),
+                "path": str((base / r["path"]).resolve()), "label": style.get(r["group"], r.get("label", "")),
+                "genres": r.get("genres", ""),
                 "group": r["group"], "albumartist": "Various Artists" if sampler else "",
                 "album": f"Sampler {rng.randrange(6) + 1}" if sampler else "", "comp": "1" if sampler else "",
             })  # fmt: skip
@@ -113,12 +130,18 @@ def run_library(args: argparse.Namespace) -> None:
     library, check = pick_library(rows, args.artists_per_genre, args.tracks_per_artist, args.seed)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=False)
-    write_manifest(library, out / "library.csv", manifest.parent, args.compilations, args.seed)
+    write_manifest(library, out / "library.csv", manifest.parent, args.compilations, args.seed, args.fine_names)
     print(f"library: {len(library)} clips by {len({r['group'] for r in library})} artists; check: {len(check)} clips")
     subprocess.run([sys.executable, str(HERE / "make_library.py"), str(out / "library.csv"), str(out / "lib")],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     env = {**os.environ, "BEETSDIR": str(out / "lib"), "PYTHONPATH": str(HERE.parent)}
     beet = str(Path(sys.executable).with_name("beet"))
+    for earlier in args.also:  # e.g. the run without --rollup, to show what it says
+        print("$ BEETSDIR=lib beet genreclass-train " + earlier)
+        shown = subprocess.run(
+            [beet, "genreclass-train", *shlex.split(earlier)], env=env, capture_output=True, text=True
+        )
+        print(shown.stdout + "".join(line + "\n" for line in shown.stderr.splitlines() if "error" in line), end="")
     command = [beet, "genreclass-train", "--install", "--out", str(out / "personal.onnx"), "--cache", args.cache,
                *shlex.split(args.train_args)]  # fmt: skip
     print("$ BEETSDIR=lib beet " + " ".join(command[1:]))
@@ -178,7 +201,9 @@ def main() -> None:
     lib.add_argument("--artists-per-genre", type=int, default=6)
     lib.add_argument("--tracks-per-artist", type=int, default=3)
     lib.add_argument("--compilations", type=float, default=0.0, help="share of clips tagged as on samplers")
+    lib.add_argument("--fine-names", action="store_true", help="tag each artist with a style of its genre")
     lib.add_argument("--train-args", default="", help="more beet genreclass-train options")
+    lib.add_argument("--also", action="append", default=[], help="genreclass-train options of an earlier run, shown")
     lib.add_argument("--cache", default="runs/feature-cache")
     lib.add_argument("--seed", type=int, default=0)
     timing = sub.add_parser("timing")

@@ -171,3 +171,15 @@ def test_forced_without_an_estimate_the_card_says_so(library_tracks, tmp_path):
     assert result.card["estimate"] is None and "Chime: all 2 tracks" in result.card["no_estimate"]
     assert Classifier(tmp_path / "m.onnx", device="cpu").info.metrics["protocol"].startswith("no estimate (--force)")
     assert "without an estimate (--force)" in estimate_lines(result.card)[-2]
+
+
+def test_the_estimate_and_the_rollup_import_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import training.pipelines.retrain_library, training.pipelines.retrain_cv, "
+        "training.pipelines.retrain_estimated, training.data.genre_tree; print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
