@@ -46,6 +46,7 @@ def add_options(cmd: ui.Subcommand) -> None:
         "\nthe others, so every track is judged by a model that never heard its artist; the current"
         "\nmodel is scored on the same tracks. Then the model is trained on every tagged track."
         "\nTracks whose genres genreclass itself set are not used; genres you corrected by hand since are."
+        "\nA genre your 'map' setting writes is learnt as the label it stands for, so the map keeps working."
         "\nA model with an embedding output gets a new head on it, in seconds per fold once its"
         "\nembeddings are computed: pip install 'beets-genreclass[head]'. A CNN/CRNN model,"
         "\nor --from-scratch, is trained with torch (the estimate then trains the first fold only):"
