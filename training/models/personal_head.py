@@ -140,6 +140,7 @@ def fit_head(
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
     sets = [(int(t),) if isinstance(t, int | np.integer) else tuple(sorted(set(int(k) for k in t))) for t in targets]
     parts = [np.asarray(e, dtype=np.float64) for e in embeddings]
@@ -155,7 +156,9 @@ def fit_head(
     mass = np.bincount(y, weights=share, minlength=n_labels)
     weight = share * (share.sum() / (n_labels * mass))[y]
     scaler = StandardScaler().fit(np.concatenate(parts))
-    with warnings.catch_warnings():
+    # One BLAS/OpenMP thread: a few thousand rows of 200 are too small to share, and on a busy 2-core
+    # machine two threads made a fit 9x slower (benchmarks/retrain_cv.py, docs/BENCHMARKS.md).
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported as `converged`, not on stderr
         model = LogisticRegression(C=c, max_iter=max_iter).fit(scaler.transform(x), y, sample_weight=weight)
     coef, intercept = model.coef_, model.intercept_
