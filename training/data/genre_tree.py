@@ -135,10 +135,13 @@ def _replaced(track: Track, parents: Mapping[str, str]) -> Track:
 
 
 def rollup_text(merged: Mapping[str, str], before: Mapping[str, int]) -> list[str]:
-    """What `roll_up` merged, one line per parent: 'Blues <- Chicago Blues 4, Delta Blues 3'."""
+    """What `roll_up` merged, one line per parent: 'Blues <- Chicago Blues 4, Delta Blues 3'. `before`:
+    tracks per genre before; a genre only passed through (Indie Rock -> Alternative Rock -> Rock, with
+    no Alternative Rock track) is not listed."""
     into: dict[str, list[str]] = {}
     for child, parent in merged.items():
-        into.setdefault(parent, []).append(child)
+        if before.get(child, 0):
+            into.setdefault(parent, []).append(child)
     return [
         f"{parent} <- " + ", ".join(f"{child} {before.get(child, 0)}" for child in sorted(children))
         for parent, children in sorted(into.items())
