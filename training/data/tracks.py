@@ -51,6 +51,10 @@ class Track:
         ordered = tuple(sorted(set(genres)))
         return cls(path, "; ".join(ordered), group, source, split, ordered)
 
+    def label_indices(self, labels: Sequence[str]) -> list[int]:
+        """This track's set as indices into `labels` (genres not among them dropped)."""
+        return [labels.index(g) for g in self.genres if g in labels]
+
     def restricted(self, labels: Collection[str]) -> Track | None:
         """This track with only the genres among `labels`; None when none is."""
         kept = [g for g in self.genres if g in labels]

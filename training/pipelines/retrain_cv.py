@@ -157,11 +157,6 @@ class Predictions:
     protocol: str
 
 
-def label_sets(tracks: Sequence[Track], labels: Sequence[str]) -> list[list[int]]:
-    """Each track's set as label indices (its genres outside `labels` dropped)."""
-    return [[labels.index(g) for g in t.genres if g in labels] for t in tracks]
-
-
 def head_predictions(
     tracks: Sequence[Track], labels: Sequence[str], base: Classifier, options: RetrainOptions, cache_dir, k: int,
     log: Callable[[str], None],
@@ -177,7 +172,7 @@ def head_predictions(
     kept = [i for i, e in enumerate(embedded) if e is not None]
     tracks, embedded = [tracks[i] for i in kept], [embedded[i] for i in kept]
     plan = plan_folds(tracks, labels, k, options.seed)
-    sets = label_sets(tracks, labels)
+    sets = [t.label_indices(labels) for t in tracks]
     new: dict[int, np.ndarray] = {}
     for fold in range(plan.k):
         train, held = plan.sides(fold)

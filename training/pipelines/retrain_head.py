@@ -47,7 +47,7 @@ def train_head(job: RetrainJob) -> Trained:
     )  # an unreadable one is keyed by its path: `compare_models` reports it
     check_disjoint(train, valid_tracks, lambda path: digests.get(path, path))
     started = time.time()
-    sets = [[labels.index(g) for g in t.genres if g in labels] for t in train]  # a set track learns its set
+    sets = [t.label_indices(labels) for t in train]  # a set track learns its set
     head = fit_head([e for _, e in kept], sets, len(labels), options.head_c)
     n_windows = sum(len(e) for _, e in kept)
     log(f"head fitted on {n_windows} windows in {time.time() - started:.1f} s")
