@@ -132,3 +132,5 @@ def test_help_explains_the_estimate_and_the_options(library):
     for part in ("cross-validation over artists [5", "--rollup", "genre tree", "--force", "set it may carry"):
         assert part in proc.stdout, part
     assert "--valid-fraction" not in proc.stdout
+    bad = library.run("genreclass-train", "--folds", "1", check=False)
+    assert bad.returncode == 1 and "--folds >= 2" in bad.stderr
