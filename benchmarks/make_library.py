@@ -1,7 +1,9 @@
 """Build a throw-away beets library from a manifest: tagged copies of its clips, imported as-is.
 
 Each clip is copied (the originals are never touched), tagged with its genre (spelt as a user
-might: lower case, aliases) and with its group as album artist, then imported as a singleton.
+might: lower case, aliases) and with its group as album artist, then imported as a singleton. A
+manifest with a ``genres`` column (``Rock; Pop``) gives each clip all of them (beets' multi-valued
+``genres``); optional ``albumartist``, ``album`` and ``comp`` columns tag compilations.
 The result is a realistic library to try `beet genreclass-train` on:
 
     python benchmarks/make_library.py ../shared/data/manifest.csv runs/demo-lib --dataset emotify \\
@@ -44,10 +46,16 @@ def main() -> None:
         dst = music / f"{i:04d}{src.suffix}"
         shutil.copyfile(src, dst)
         tags = mutagen.File(dst)
-        tags["title"], tags["artist"], tags["albumartist"] = f"clip {i}", row["group"], row["group"]
-        tags["genre"] = USER_SPELLINGS.get(row["label"], row["label"])
+        tags["title"], tags["artist"] = f"clip {i}", row["group"]
+        tags["albumartist"] = row.get("albumartist") or row["group"]
+        if row.get("album"):
+            tags["album"] = row["album"]
+        if row.get("comp"):
+            tags["compilation"] = "1"
+        genres = [g.strip() for g in (row.get("genres") or row.get("label") or "").split(";") if g.strip()]
+        tags["genre"] = [USER_SPELLINGS.get(g, g) for g in genres]
         tags.save()
-    model = f"  model: {Path(args.model).resolve()}\n" if args.model else ""
+    model = f"  model: {Path(args.model).resolve()}\n" if args.model else "  auto: no\n"  # a section, never null
     (out / "config.yaml").write_text(
         f"directory: {music}\nlibrary: {out / 'library.db'}\nplugins: [genreclass]\n"
         "create_backup_before_migrations: no\n"

@@ -8,6 +8,7 @@ imported torch already, so hiding it here would prove nothing).
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -51,23 +52,18 @@ def test_train_writes_installs_and_genreclass_uses_the_new_vocabulary(tagged_lib
     (beets.root / "aliases.yaml").write_text("hiss noise: Hiss\n")
     out = beets.root / "mine.onnx"
     args = ["genreclass-train", "--min-tracks", "5", "--epochs", "4", "--alias", str(beets.root / "aliases.yaml"),
-            "--valid-fraction", "0.25", "--out", str(out)]  # fmt: skip
-    # 6 held-out tracks cannot judge a model: refused, unless forced, and then loudly.
-    refused = beets.run(*args, "--install", check=False)
-    assert (
-        refused.returncode == 1
-        and "cannot judge a new model: only 6 tracks by 3 album artists held out" in refused.error
-    )
-    assert "fewer than 3 held-out tracks for Chime, Drone, Hiss" in refused.error
-    assert not out.exists() and not (beets.root / "genreclass" / "model.onnx").exists()
-    proc = beets.run(*args, "--force")
+            "--out", str(out)]  # fmt: skip
+    # 3 genres by 4 album artists each: a cross-validated estimate (torch: its first fold), then all 24 tracks.
+    proc = beets.run(*args)
     text = proc.stdout + proc.stderr
-    assert "genreclass-train: 3 genres: Chime, Drone, Hiss" in proc.stderr, text
+    assert "genreclass-train: 3 genres: Chime, Drone, Hiss; 24 tracks by 12 artists" in proc.stderr, text
     assert "genreclass-train: 2 tracks left out: no genres" in proc.stderr
-    assert "genreclass-train: training fine-tuning genreclass-fast@" in proc.stderr
-    assert "held out: 6 tracks by 3 album artists (Chime 2, Drone 2, Hiss 2)" in proc.stdout
-    assert "WARNING: these figures cannot be trusted: only 6 tracks" in proc.stdout
+    assert proc.stderr.count("genreclass-train: training fine-tuning genreclass-fast@") == 2  # fold 1, then all
+    assert "estimate: 5-fold cross-validation over artists" in proc.stdout
+    assert "(fold 1 of 5 only (torch: each fold is a whole training))" in proc.stdout
+    assert "standard error" in proc.stdout
     assert "knows none of these genres" in proc.stdout  # the bundled vocabulary has no Drone, Hiss or Chime
+    assert "trained on all 24 tracks by 12 artists (Chime 8, Drone 8, Hiss 8)" in proc.stdout
     assert f"to use it: beet genreclass-train --install-file {out}" in proc.stdout
     assert out.is_file() and not (beets.root / "genreclass" / "model.onnx").exists()
     # A trained file is installed without retraining; a folder or a non-model is refused.
@@ -79,12 +75,12 @@ def test_train_writes_installs_and_genreclass_uses_the_new_vocabulary(tagged_lib
     assert "installed" in installed.stdout and (beets.root / "genreclass" / "model.onnx").is_file()
     card = json.loads((beets.root / "mine.card.json").read_text())
     assert card["labels"] == ["Chime", "Drone", "Hiss"] and card["start"].startswith("genreclass-fast@")
-    assert not set(card["split"]["train_label_counts"]) ^ {"Chime", "Drone", "Hiss"}
+    assert card["trained_on"] == 24 and card["estimate"]["folds_evaluated"] == 1
     assert (beets.root / "mine.confusion.png").stat().st_size > 0
-    # The file describes itself: held-out figures and the architecture a later fine-tuning needs.
+    # The file describes itself: the estimate and the architecture a later fine-tuning needs.
     info = Classifier(out, device="cpu").info
     assert info.model_id == card["model"] and info.labels == ("Chime", "Drone", "Hiss")
-    assert info.metrics["track_accuracy"] == card["held_out"]["new"]["track_accuracy"]
+    assert info.metrics["track_accuracy"] == card["estimate"]["metrics"]["track_accuracy"]
     assert info.training["model_config"]["arch"] == "cnn"
     # The installed model is the plugin's model now: untagged tracks get genres of the new vocabulary.
     beets.settings["genreclass"]["model"] = ""
@@ -111,7 +107,7 @@ def _hide(root, *modules: str) -> dict[str, str]:
     for name in modules:
         (root / name).mkdir(parents=True)
         (root / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed (test)')\n")
-    return {"PYTHONPATH": str(root)}
+    return {"PYTHONPATH": os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 @pytest.mark.slow  # a `beet` process that loads the library and the base model: 3-4 s
@@ -130,23 +126,26 @@ def test_a_model_with_an_embedding_gets_a_new_head_without_torch(tagged_library,
     out, cache = beets.root / "head.onnx", beets.root / "cache"
     no_torch = _hide(tmp_path / "no-torch", "torch")
     (beets.root / "aliases.yaml").write_text("hiss noise: Hiss\n")
-    args = ["genreclass-train", "--min-tracks", "5", "--valid-fraction", "0.25", "--force", "--out", str(out),
-            "--cache", str(cache), "--alias", str(beets.root / "aliases.yaml")]  # fmt: skip
+    args = ["genreclass-train", "--min-tracks", "5", "--out", str(out), "--cache", str(cache),
+            "--alias", str(beets.root / "aliases.yaml")]  # fmt: skip
     proc = beets.run_process(*args, env=no_torch)
     text = proc.stdout + proc.stderr
+    assert "genreclass-train: fold 5/5: head on" in proc.stderr, text
     assert (
-        "genreclass-train: training a head on the embeddings of tiny-backbone@1: 18 tracks, 3 genres" in proc.stderr
+        "genreclass-train: training a head on the embeddings of tiny-backbone@1: 24 tracks, 3 genres" in proc.stderr
     ), text
-    assert "held out: 6 tracks by 3 album artists" in proc.stdout
-    # The base model knows Drone: both are scored on the held-out Drone tracks.
-    assert "on the 2 tracks in genres both models know (Drone)" in proc.stdout, text
+    assert (
+        "estimate: 5-fold cross-validation over artists" in proc.stdout and ": 24 tracks by 12 artists" in proc.stdout
+    )
+    # The base model knows Drone: both are scored on the Drone tracks, on the same folds.
+    assert "on the 8 tracks in genres both models know (Drone)" in proc.stdout, text
     card = json.loads((beets.root / "head.card.json").read_text())
     assert card["method"] == "head" and card["start"] == "tiny-backbone@1" and card["history"] == []
-    assert card["held_out"]["new"]["n_tracks"] == 6 and (beets.root / "head.confusion.png").stat().st_size > 0
+    assert card["estimate"]["metrics"]["n_tracks"] == 24 and (beets.root / "head.confusion.png").stat().st_size > 0
     info = Classifier(out, device="cpu").info
-    assert info.metrics["track_accuracy"] == card["held_out"]["new"]["track_accuracy"] >= 0.5
-    assert info.training["split"]["valid_tracks"] == 6 and info.training["embedding_of"] == "tiny-backbone@1"
-    assert len(list(cache.rglob("*.npy"))) == 18
+    assert info.metrics["track_accuracy"] == card["estimate"]["metrics"]["track_accuracy"] >= 0.5
+    assert info.training["data"]["tracks"] == 24 and info.training["embedding_of"] == "tiny-backbone@1"
+    assert len(list(cache.glob("tiny-backbone_1-8/*.npy"))) == 24  # embeddings, once per file
     # Installed, it tags the untagged tracks in the new vocabulary.
     beets.settings["genreclass"]["model"] = ""
     beets.run("genreclass-train", "--install-file", str(out))

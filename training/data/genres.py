@@ -33,6 +33,7 @@ DEFAULT_ALIASES: dict[str, str] = {
     "rockandroll": "Rock",
     "classicalmusic": "Classical",
     "countrymusic": "Country",
+    "worldmusic": "World",  # beets' genre tree (lastgenre) says "world music"
 }
 
 
@@ -60,10 +61,16 @@ def canonical_genre(name: str, aliases: Mapping[str, str] | None = None, vocabul
 
 
 def shared_label_indices(new_labels: Sequence[str], old_labels: Sequence[str]) -> dict[int, int]:
-    """{index in `new_labels`: index in `old_labels`} for the genres both lists have, equal up to
-    case and punctuation ('hip hop' and 'Hip-Hop')."""
-    old = {genre_key(label): j for j, label in enumerate(old_labels)}
-    return {i: old[genre_key(label)] for i, label in enumerate(new_labels) if genre_key(label) in old}
+    """{index in `new_labels`: index in `old_labels`} for the genres both lists have: equal up to
+    case and punctuation ('hip hop' and 'Hip-Hop'), or the same genre under the default aliases
+    ('rap' and 'Hip-Hop', 'rnb' and 'R&B', 'world music' and 'World'), so two vocabularies, a
+    bundled model's and a library's own, are compared on every genre they share."""
+
+    def key(label: str) -> str:
+        return genre_key(canonical_genre(label))
+
+    old = {key(label): j for j, label in enumerate(old_labels)}
+    return {i: old[key(label)] for i, label in enumerate(new_labels) if key(label) in old}
 
 
 def read_aliases(path: str | os.PathLike[str]) -> dict[str, str]:

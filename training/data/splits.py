@@ -12,6 +12,9 @@ from collections.abc import Callable, Sequence
 from training.data.tracks import Track
 from training.errors import NotEnoughData, SplitLeakError
 
+# Folds of a group k-fold cross-validation unless asked otherwise (retraining's estimate).
+K_FOLDS = 5
+
 
 def check_disjoint(train: Sequence[Track], valid: Sequence[Track], digest: Callable[[str], str]) -> None:
     """Raise `SplitLeakError` if a group or a content hash (from `digest(path)`) is on both sides."""

@@ -51,6 +51,10 @@ class Track:
         ordered = tuple(sorted(set(genres)))
         return cls(path, "; ".join(ordered), group, source, split, ordered)
 
+    def label_indices(self, labels: Sequence[str]) -> list[int]:
+        """This track's set as indices into `labels` (genres not among them dropped)."""
+        return [labels.index(g) for g in self.genres if g in labels]
+
     def restricted(self, labels: Collection[str]) -> Track | None:
         """This track with only the genres among `labels`; None when none is."""
         kept = [g for g in self.genres if g in labels]
@@ -200,11 +204,13 @@ def load_beets(
 ) -> tuple[list[Track], Counter]:
     """Items of a beets `Library` matching `query` whose ``genres`` are set, as labelled tracks.
 
-    The label is the item's first genre, canonicalised with `aliases` (with `vocabulary`: the
-    first of its genres that is in it). The group is the album artist, or on compilations the
-    track's artist (`artist_group`), so a split never puts one artist on both sides. Items
-    whose genres this plugin wrote are left out unless `include_predicted`: a model must not
-    learn its own guesses; genres the user changed since are the user's and are learnt from
+    An item's genres, canonicalised with `aliases`, are the set of labels it may carry
+    (`Track.with_genres`: beets' ``genres`` is multi-valued and lastgenre writes several), not its
+    first one; with `vocabulary`, only those in it are kept (an item with none keeps them all, for
+    `select_labels` to leave out or `training.data.genre_tree.roll_up` to merge). The group is the album
+    artist, or on compilations the track's artist (`artist_group`), so a split never puts one artist
+    on both sides. Items whose genres this plugin wrote are left out unless `include_predicted`: a model
+    must not learn its own guesses; genres the user changed since are the user's and are learnt from
     (`genre_model.provenance`). `spellings`: known labels (e.g. the current model's) whose spelling a
     genre equal up to case and punctuation takes ("POP" -> "Pop"). returns (tracks, {reason:
     count of items left out}).
@@ -223,9 +229,10 @@ def load_beets(
         if not include_predicted and not learnable(item):
             left_out["genres set by genreclass"] += 1
             continue
-        label = next((g for g in genres if genre_key(g) in keys), genres[0]) if keys else genres[0]
+        in_vocabulary = [g for g in genres if genre_key(g) in keys]
         path = os.fsdecode(item.path)
-        tracks.append(Track(path, label, f"artist-{artist_group(item, va_name)}", "beets"))
+        group = f"artist-{artist_group(item, va_name)}"
+        tracks.append(Track.with_genres(path, in_vocabulary or genres, group, "beets"))
     return unify_spellings(tracks), left_out
 
 
@@ -249,17 +256,26 @@ def artist_group(item, va_name: str = "Various Artists") -> str:
 
 def unify_spellings(tracks: Sequence[Track]) -> list[Track]:
     """One spelling per genre: labels equal up to case and punctuation ('CHIME', 'Chime') take
-    the most common one (on a tie, the one that is neither all upper nor all lower case)."""
+    the most common one (on a tie, the one that is neither all upper nor all lower case); a set
+    track's genres are respelt one by one."""
     spellings: dict[str, Counter] = {}
     for t in tracks:
-        spellings.setdefault(genre_key(t.label), Counter())[t.label] += 1
+        for g in t.genres:
+            spellings.setdefault(genre_key(g), Counter())[g] += 1
 
     def rank(item: tuple[str, int]) -> tuple[int, bool, str]:
         name, n = item
         return (-n, name.isupper() or name.islower(), name)
 
     chosen = {key: min(counts.items(), key=rank)[0] for key, counts in spellings.items()}
-    return [dataclasses.replace(t, label=chosen[genre_key(t.label)]) for t in tracks]
+    out = []
+    for t in tracks:
+        respelt = [chosen[genre_key(g)] for g in t.genres]
+        if len(t.genres) == 1:
+            out.append(dataclasses.replace(t, label=respelt[0], genres=(respelt[0],)))
+        else:
+            out.append(Track.with_genres(t.path, respelt, t.group, t.source, t.split))
+    return out
 
 
 def load_data(spec: str) -> list[Track]:

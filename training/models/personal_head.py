@@ -114,28 +114,53 @@ class LinearHead:
 
 
 def fit_head(
-    embeddings: Sequence[np.ndarray], targets: Sequence[int], n_labels: int, c: float = HEAD_C, max_iter: int = 3000
+    embeddings: Sequence[np.ndarray],
+    targets: Sequence[int | Sequence[int]],
+    n_labels: int,
+    c: float = HEAD_C,
+    max_iter: int = 3000,
 ) -> LinearHead:
     """Logistic regression on window rows: every window of track i, (n_windows_i, D), has label
-    index ``targets[i]``. Classes are weighted to balance (window counts), features standardised.
+    index ``targets[i]``, or may carry any of the label indices ``targets[i]`` (its set).
+    Classes are weighted to balance (window counts, a set row counting 1/|S| for each of its
+    labels), features standardised.
+
+    A set track's windows enter once per label of its set, each copy weighted 1/|S|: the head
+    then minimises the mean cross-entropy over the set, which pushes probability towards the
+    set's labels as a whole and away from every label outside it, exactly as a single-label
+    track of any of them would, at 1/|S| of the weight. This is the uniform start of the EM-style
+    disambiguation of partial labels (reweighting each copy by the model's own p(y | x) within S);
+    it is chosen over EM because it stays one convex, deterministic fit (seconds per fold in the
+    cross-validation), and because library tags (lastgenre's, AllMusic's) are per artist or album
+    and noisy, where letting a model confirm its own guess overfits. The partial-label loss of the
+    torch loop (-log of the set's probability) is the full-EM limit of the same idea.
 
     Raises `ValueError` when a label in ``range(n_labels)`` has no window.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
-    x = np.concatenate([np.asarray(e, dtype=np.float64) for e in embeddings])
-    y = np.concatenate([np.full(len(e), t, dtype=np.int64) for e, t in zip(embeddings, targets, strict=True)])
+    sets = [(int(t),) if isinstance(t, int | np.integer) else tuple(sorted(set(int(k) for k in t))) for t in targets]
+    parts = [np.asarray(e, dtype=np.float64) for e in embeddings]
+    x = np.concatenate([e for e, s in zip(parts, sets, strict=True) for _ in s])
+    y = np.concatenate([np.full(len(e), k, dtype=np.int64) for e, s in zip(parts, sets, strict=True) for k in s])
+    share = np.concatenate([np.full(len(e), 1.0 / len(s)) for e, s in zip(parts, sets, strict=True) for _ in s])
     absent = sorted(set(range(n_labels)) - set(y.tolist()))
     if n_labels < 2 or absent:
         raise ValueError(
             f"a head needs windows of at least 2 labels and of every label; none for label indices {absent}"
         )
-    scaler = StandardScaler().fit(x)
-    with warnings.catch_warnings():
+    # 'balanced' as scikit-learn defines it (n_rows / (n_labels * rows of the label)), with rows counted by their share.
+    mass = np.bincount(y, weights=share, minlength=n_labels)
+    weight = share * (share.sum() / (n_labels * mass))[y]
+    scaler = StandardScaler().fit(np.concatenate(parts))
+    # One BLAS/OpenMP thread: a few thousand rows of 200 are too small to share, and on a busy 2-core
+    # machine two threads made a fit 9x slower (benchmarks/retrain_cv.py, docs/BENCHMARKS.md).
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore", ConvergenceWarning)  # reported as `converged`, not on stderr
-        model = LogisticRegression(C=c, class_weight="balanced", max_iter=max_iter).fit(scaler.transform(x), y)
+        model = LogisticRegression(C=c, max_iter=max_iter).fit(scaler.transform(x), y, sample_weight=weight)
     coef, intercept = model.coef_, model.intercept_
     if n_labels == 2:  # one row for P(label 1): as a softmax, label 0's logit is 0
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])

@@ -1,7 +1,9 @@
-"""Retrain on a personal collection: pick the vocabulary, split by artist, train, compare.
+"""Retrain on a personal collection: the training methods, and one train/held-out run compared with the base.
 
-`beet genreclass-train` and `benchmarks/learning_curve.py` both run this module, so the
-benchmark measures what users get. How the new model is trained depends on the base model
+The methods (`METHODS`, `RetrainJob`, `Trained`) serve `beet genreclass-train`, whose run
+(`training.pipelines.retrain_estimated`) estimates by cross-validation over artists and then trains
+on every track; `retrain` here is one run on given train and held-out tracks, which
+`benchmarks/learning_curve.py` calls fold by fold. How the new model is trained depends on the base model
 (`training_method`): a base that exports its ``embedding`` gets a new logistic-regression head
 on it (`training.pipelines.retrain_head`: numpy, scikit-learn and onnx, no torch); a CNN/CRNN base is
 fine-tuned with torch from the weights in its `.onnx` (`training.pipelines.retrain_network`), and
@@ -98,12 +100,6 @@ def split_by_artist(
     return group_holdout(tracks, valid_fraction, seed, labels)
 
 
-# Below these, held-out figures say little about a model: a handful of tracks, or a genre
-# with one or two examples, gives accuracies of 0 or 1 by chance.
-MIN_HELD_OUT_TRACKS = 20
-MIN_HELD_OUT_PER_GENRE = 3
-
-
 def plural(n: int, noun: str) -> str:
     """'1 track', '2 tracks', '1 album artist'."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -112,25 +108,6 @@ def plural(n: int, noun: str) -> str:
 def support_text(counts: dict[str, int], labels: Sequence[str]) -> str:
     """Tracks per genre in the order of `labels`: 'Blues 12, Rock 0'."""
     return ", ".join(f"{label} {counts.get(label, 0)}" for label in labels)
-
-
-def holdout_problems(valid_tracks: Sequence[Track], labels: Sequence[str]) -> list[str]:
-    """Why the held-out tracks cannot judge a model of `labels` (empty: they can)."""
-    support = Counter(t.label for t in valid_tracks)
-    artists = len({t.group for t in valid_tracks})
-    problems = []
-    if len(valid_tracks) < MIN_HELD_OUT_TRACKS:
-        problems.append(
-            f"only {plural(len(valid_tracks), 'track')} by {plural(artists, 'album artist')} held out "
-            f"(at least {MIN_HELD_OUT_TRACKS} needed)"
-        )
-    absent = [label for label in labels if support[label] == 0]
-    if absent:
-        problems.append(f"no held-out track for {', '.join(absent)}")
-    few = [label for label in labels if 0 < support[label] < MIN_HELD_OUT_PER_GENRE]
-    if few:
-        problems.append(f"fewer than {MIN_HELD_OUT_PER_GENRE} held-out tracks for {', '.join(few)}")
-    return problems
 
 
 def compare_models(
@@ -168,8 +145,8 @@ def compare_models(
             ]
             return float(np.mean(hits))
 
-        new_votes = [_vote_scores(new_probs[k], labels) for k in pick]
-        base_votes = [_vote_scores(base.window_probabilities(windows[k]), base.info.labels) for k in pick]
+        new_votes = [vote_scores(new_probs[k], labels) for k in pick]
+        base_votes = [vote_scores(base.window_probabilities(windows[k]), base.info.labels) for k in pick]
         result["on_shared"] = {
             "n_tracks": len(pick),
             "new_track_accuracy": accuracy(new_votes, new_cols),
@@ -179,7 +156,7 @@ def compare_models(
     return result
 
 
-def _vote_scores(window_probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+def vote_scores(window_probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
     """`vote`'s score of each label, (n_labels,) in `labels`' order."""
     scores = dict(vote(window_probs, labels).genres)
     return np.array([scores[label] for label in labels])
@@ -336,27 +313,3 @@ def _plot(
     )  # fmt: skip
     if history:
         plot_history(history, stem.with_name(stem.name + ".curves.png"))
-
-
-def comparison_lines(card: dict[str, Any]) -> list[str]:
-    """The held-out figures of a `retrain` card as lines of text: the new model, then the base
-    model beside it on the genres both know."""
-    held, new = card["held_out"], card["held_out"]["new"]
-    split = card["split"]
-    lines = [
-        f"held out: {plural(new['n_tracks'], 'track')} by {plural(split['valid_artists'], 'album artist')} "
-        f"({support_text(split['valid_label_counts'], card['labels'])})",
-        f"  {card['model']}: track accuracy {new['track_accuracy']:.3f}, "
-        f"balanced {new['balanced_accuracy']:.3f}, macro-F1 {new['macro_f1']:.3f}",
-    ]
-    if "on_shared" in held:
-        shared = held["on_shared"]
-        lines.append(
-            f"  on the {shared['n_tracks']} tracks in genres both models know ({', '.join(held['shared_labels'])}), "
-            f"each choosing among those: new {shared['new_track_accuracy']:.3f}, "
-            f"{card['base_model']} {shared['base_track_accuracy']:.3f}"
-        )
-    else:
-        lines.append(f"  {card['base_model']} knows none of these genres: no comparison")
-    lines.append(f"wrote {card['file']} (card: {card['card']})")
-    return lines

@@ -18,8 +18,6 @@ from training.features.windows import parity_windows
 from training.models.personal_head import append_head, fit_head, window_embeddings
 from training.pipelines.retrain import RetrainJob, Trained
 
-# Held-out tracks whose real windows check the written file against the numpy head.
-
 
 def train_head(job: RetrainJob) -> Trained:
     """Fit a head for the job's labels on the embeddings of its training tracks; write base + head to its `out_path`.
@@ -40,7 +38,7 @@ def train_head(job: RetrainJob) -> Trained:
     for path, reason in failures.items():
         log(f"skipped {path}: {reason}")
     kept = [(t, e) for t, e in zip(train_tracks, embedded, strict=True) if e is not None]
-    missing = sorted(set(labels) - {t.label for t, _ in kept})
+    missing = sorted(set(labels) - {g for t, _ in kept for g in t.genres})
     if missing:
         raise NotEnoughData(f"no decodable training track left for {', '.join(missing)}")
     train = [t for t, _ in kept]
@@ -49,7 +47,8 @@ def train_head(job: RetrainJob) -> Trained:
     )  # an unreadable one is keyed by its path: `compare_models` reports it
     check_disjoint(train, valid_tracks, lambda path: digests.get(path, path))
     started = time.time()
-    head = fit_head([e for _, e in kept], [labels.index(t.label) for t in train], len(labels), options.head_c)
+    sets = [t.label_indices(labels) for t in train]  # a set track learns its set
+    head = fit_head([e for _, e in kept], sets, len(labels), options.head_c)
     n_windows = sum(len(e) for _, e in kept)
     log(f"head fitted on {n_windows} windows in {time.time() - started:.1f} s")
     if not head.converged:
@@ -67,7 +66,7 @@ def train_head(job: RetrainJob) -> Trained:
             "config": {"head_windows": options.head_windows, "head_c": options.head_c, "n_windows": n_windows},
         },
     )
-    append_head(
-        base.model_path, head.weights, head.bias, info, job.out_path, parity_windows(valid_tracks, base_info.frontend)
-    )
+    # Trained on everything (no held-out tracks): the parity check reads training tracks' windows.
+    parity = parity_windows(valid_tracks or train, base_info.frontend)
+    append_head(base.model_path, head.weights, head.bias, info, job.out_path, parity)
     return Trained(train, list(valid_tracks), [], "head on the base model's embedding")

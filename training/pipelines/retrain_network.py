@@ -23,8 +23,8 @@ def train_network(job: RetrainJob) -> Trained:
     """Fine-tune the base CNN/CRNN (or train one from scratch) with torch and export `out_path`.
 
     Features (log-mel spectrograms of the base model's front end) are cached in `cache_dir`. Raises
-    `BackboneError` when the base model cannot seed a network, `NotEnoughData` when no held-out
-    track decodes.
+    `BackboneError` when the base model cannot seed a network, `NotEnoughData` when held-out tracks
+    were given and none decodes. Without held-out tracks it trains on everything, without validation.
     """
     import torch  # noqa: F401  (fail here, before any work, when the train extra is missing)
 
@@ -48,10 +48,12 @@ def train_network(job: RetrainJob) -> Trained:
     digests = Digests()
     inputs = LogMelInputs(job.cache_dir, config.frontend_config(), digests, options.workers)
     train_w, _ = prepare(train_tracks, labels, inputs, log)
-    valid_w, _ = inference_windows(valid_tracks, labels, inputs, config.eval_windows, log)
-    check_disjoint(train_w.tracks, valid_w.tracks, digests.of)
-    if len(valid_w) == 0:
-        raise NotEnoughData("none of the held-out tracks could be decoded; nothing to check the new model on")
+    valid_w = None  # trained on everything (the estimate's folds are separate runs): no validation
+    if valid_tracks:
+        valid_w, _ = inference_windows(valid_tracks, labels, inputs, config.eval_windows, log)
+        check_disjoint(train_w.tracks, valid_w.tracks, digests.of)
+        if len(valid_w) == 0:
+            raise NotEnoughData("none of the held-out tracks could be decoded; nothing to check the new model on")
     start = "from scratch" if options.from_scratch else f"fine-tuning {base_info.model_id}"
     log(f"training {start}: {len(train_w)} tracks, {len(labels)} genres, {config.epochs} epochs")
     with tempfile.TemporaryDirectory(prefix="genreclass-train-") as work:
@@ -69,4 +71,4 @@ def train_network(job: RetrainJob) -> Trained:
         },
     )
     export_onnx(result.model, info, job.out_path, parity_windows(train_w.tracks, inputs.frontend))
-    return Trained(train_w.tracks, valid_w.tracks, result.history, "last epoch")
+    return Trained(train_w.tracks, valid_w.tracks if valid_w is not None else [], result.history, "last epoch")
