@@ -282,9 +282,7 @@ def _checked(value: Any, hint: Any, name: str, source: str) -> Any:
         value = dict(value)
     elif typing.get_origin(hint) is tuple:
         element = typing.get_args(hint)[0]
-        ok = isinstance(value, (list, tuple)) and all(
-            isinstance(v, element) and not isinstance(v, bool) for v in value
-        )
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, element) and not isinstance(v, bool) for v in value)
         if not ok:
             what = "whole numbers" if element is int else "strings"
             raise ConfigError(f"{source}: {name} must be a list of {what}, got {value!r}")

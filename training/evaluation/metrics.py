@@ -16,7 +16,16 @@ import numpy as np
 from genre_model import vote
 
 # The evaluation figures a model file carries in its metadata (the full metrics stay in metrics.json).
-CARD_KEYS = ("protocol", "track_accuracy", "balanced_accuracy", "macro_f1", "n_tracks", "per_source", "per_class", "written")
+CARD_KEYS = (
+    "protocol",
+    "track_accuracy",
+    "balanced_accuracy",
+    "macro_f1",
+    "n_tracks",
+    "per_source",
+    "per_class",
+    "written",
+)
 
 
 def card_metrics(metrics: dict) -> dict:
