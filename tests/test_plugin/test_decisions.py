@@ -212,7 +212,7 @@ def test_good_settings_are_read_typed():
     settings = read_settings(
         settings_view(count=2, workers=0, map={"Hip-Hop": " Rap ", "Pop": None, "Rock": "", "Disco": 70}, model="fast")
     )
-    assert (settings.count, settings.workers, settings.source, settings.min_confidence) == (2, 0, "album", 0.3)
+    assert (settings.count, settings.workers, settings.source, settings.min_confidence) == (2, 0, "album", 0.6)
     assert settings.rename == {"Hip-Hop": "Rap", "Pop": "", "Rock": "", "Disco": "70"}  # "" and null: never written
     assert settings.model == str(bundled_model_path("fast"))
     assert read_settings(settings_view(workers="auto")).workers == len(os.sched_getaffinity(0))
