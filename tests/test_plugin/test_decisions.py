@@ -259,3 +259,12 @@ def test_a_misspelt_setting_is_named_with_the_setting_it_resembles():
         "'min_confidance' is no genreclass setting (did you mean 'min_confidence'?); it is ignored",
     ]
     assert unknown_keys(settings_view(count=2)) == []
+
+
+def test_the_default_models_card_holds_the_written_genres_precision():
+    # What the default min_confidence was chosen from: the written genre's precision and coverage.
+    from beetsplug.genreclass.settings import DEFAULTS
+    from genre_model import Classifier
+
+    written = {row["min_confidence"]: row for row in Classifier().info.metrics["written"]["all"]}
+    assert written[DEFAULTS["min_confidence"]]["precision"] >= 0.9
