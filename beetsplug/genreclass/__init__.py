@@ -26,7 +26,7 @@ from genre_model.provenance import CONFIDENCE_FIELD, FIELDS, GENRES_FIELD, MODEL
 
 from . import tags
 from .run_lock import LibraryBusy, RunLock, command_line
-from .settings import DEFAULTS, Settings, check_rename, read_settings, setting_error, unknown_keys
+from .settings import DEFAULTS, SOURCES, Settings, check_rename, read_settings, setting_error, unknown_keys
 from .tagger import Tagger
 from .train_command import add_options, train_command
 
@@ -128,6 +128,9 @@ class GenreClassPlugin(BeetsPlugin):
                               help="write the genres to the files' tags (default: import.write)")  # fmt: skip
         cmd.parser.add_option("-W", "--nowrite", action="store_true", dest="nowrite", default=False,
                               help="store the genres in the library database only")  # fmt: skip
+        cmd.parser.add_option("-s", "--source", choices=SOURCES, default=None,
+                              help="album: one verdict per album from all its tracks; track: each track its own "
+                                   "(default: the 'source' setting, as lastgenre's -s)")  # fmt: skip
         cmd.func = self.command
         train = ui.Subcommand("genreclass-train", help="train a genre model on this library's own genres")
         train.func = lambda lib, opts, args: train_command(self, lib, opts, args)
@@ -139,6 +142,9 @@ class GenreClassPlugin(BeetsPlugin):
             raise ui.UserError("genreclass: -w/--write and -W/--nowrite contradict each other; give one of them")
         if not sys.stdout.isatty():  # `beet genreclass > genres.txt`: plain text, not beets' colour codes
             beets.config["ui"]["color"].set(False)
+        if opts.source and self._tagger is None:  # read with the other settings when the tagger is made
+            self.config["source"].set(opts.source)
+            self._settings = None
         tagger = self.tagger()
         if not opts.pretend:
             self.lock_library(lib)

@@ -81,9 +81,8 @@ def test_album_mode_leaves_the_users_own_genres_and_track_mode_judges_each_track
     assert [genres[f"Deep-low{i}"] for i in range(3)] == ["Low"] * 3
     # The album's field (beets took it from the user's tag at import) stays the user's concern.
     assert albums.run("ls", "-a", "-f", "$album: $genres", "album:Deep").stdout.strip() == "Deep: Shoegaze"
-    # Per track, the odd tracks out get their own verdict.
-    albums.settings["genreclass"]["source"] = "track"
-    proc = albums.run("genreclass", "album:Bright")
+    # Per track (-s track over the album setting, as lastgenre's -s), the odd tracks out get their own verdict.
+    proc = albums.run("genreclass", "-s", "track", "album:Bright")
     genres = _genres_by_title(albums)
     assert [genres[f"Bright-{n}"] for n in ("low0", "high0", "high1")] == ["Low", "High", "High"]
     assert "genreclass: 3 classified, 0 unchanged, 0 uncertain, 0 skipped, 0 failed in" in proc.stdout
