@@ -278,20 +278,33 @@ def unify_spellings(tracks: Sequence[Track]) -> list[Track]:
     return out
 
 
+def _load_fma_spec(rest: str) -> list[Track]:
+    parts = rest.split(":")
+    if len(parts) != 2:
+        raise DatasetError(f"expected fma:AUDIO_DIR:TRACKS_CSV, got {'fma:' + rest!r}")
+    return load_fma(parts[0], parts[1])
+
+
+# The kinds of data source a DATA argument names by a prefix: prefix -> (loader of the rest, its form).
+# A new source kind is one entry here (and its loader above); manifests and folders need no prefix.
+SOURCE_KINDS: dict[str, tuple[Callable[[str], list[Track]], str]] = {
+    "gtzan": (load_gtzan, "gtzan:PATH"),
+    "fma": (_load_fma_spec, "fma:AUDIO_DIR:TRACKS_CSV"),
+}
+
+
 def load_data(spec: str) -> list[Track]:
-    """Parse one DATA argument (see the module docstring) and load it."""
-    if spec.startswith("gtzan:"):
-        return load_gtzan(spec[len("gtzan:") :])
-    if spec.startswith("fma:"):
-        parts = spec[len("fma:") :].split(":")
-        if len(parts) != 2:
-            raise DatasetError(f"expected fma:AUDIO_DIR:TRACKS_CSV, got {spec!r}")
-        return load_fma(parts[0], parts[1])
+    """Parse one DATA argument (see the module docstring) and load it: a `SOURCE_KINDS` prefix, a
+    manifest ``.csv`` or a folder."""
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in SOURCE_KINDS:
+        return SOURCE_KINDS[kind][0](rest)
     if spec.lower().endswith(".csv"):
         return load_manifest(spec)
     if os.path.isdir(spec):
         return load_folder(spec)
-    raise DatasetError(f"{spec}: not a folder, manifest .csv, gtzan:PATH or fma:AUDIO_DIR:TRACKS_CSV")
+    forms = ", ".join(form for _, form in SOURCE_KINDS.values())
+    raise DatasetError(f"{spec}: not a folder, manifest .csv, {forms}")
 
 
 def load_all(specs: Sequence[str], echo: Callable[[str], None]) -> list[Track]:
