@@ -146,3 +146,10 @@ def test_beets_groups_compilations_by_track_artist(tmp_path):
     assert [t.group for t in sorted(tracks, key=lambda t: t.path)] == [
         "artist-Ann", "artist-Cy", "artist-Di", "artist-album Mix 1", f"artist-{tmp_path}",
     ]  # fmt: skip
+
+
+def test_a_data_argument_of_no_known_kind_names_the_kinds(tmp_path):
+    with pytest.raises(DatasetError, match=r"not a folder, manifest \.csv, gtzan:PATH, fma:AUDIO_DIR:TRACKS_CSV"):
+        load_data(str(tmp_path / "nothing-here"))
+    with pytest.raises(DatasetError, match="expected fma:AUDIO_DIR:TRACKS_CSV"):
+        load_data("fma:only-one-part")
