@@ -246,6 +246,18 @@ def retrain(
         from training.export.metadata import update_metrics
 
         info = update_metrics(tmp_model, card_metrics, training_fields={"split": split})
+    card = {"split": split, "held_out": comparison, "history": trained.history}
+    result = write_card(out_path, info, labels, base.info, method, card, started)
+    _plot(new_metrics, trained.history, labels, out_path.with_suffix(""), info.model_id, log)
+    return result
+
+
+def write_card(
+    out_path: Path, info: ModelInfo, labels: Sequence[str], base: ModelInfo, method: str, fields: dict[str, Any],
+    started: float,
+) -> RetrainResult:  # fmt: skip
+    """Write the retrained model's card, ``<out stem>.card.json``: what every card says (the model, its
+    files, labels, base model, method, start, seconds since `started`) and the run's own `fields`."""
     stem = out_path.with_suffix("")
     card_path = stem.with_name(stem.name + ".card.json")
     card = {
@@ -253,16 +265,13 @@ def retrain(
         "file": str(out_path),
         "card": str(card_path),
         "labels": list(labels),
-        "base_model": base.info.model_id,
+        "base_model": base.model_id,
         "method": method,
         "start": info.training["start"],
-        "split": split,
-        "held_out": comparison,
-        "history": trained.history,
+        **fields,
         "seconds": round(time.time() - started, 1),
     }
     card_path.write_text(json.dumps(card, indent=1))
-    _plot(new_metrics, trained.history, labels, stem, info.model_id, log)
     return RetrainResult(out_path, info, card, card_path)
 
 

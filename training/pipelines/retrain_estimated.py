@@ -10,7 +10,6 @@ artists it has not heard, or, when a run was forced without one, say that there 
 from __future__ import annotations
 
 import importlib
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from training.pipelines.retrain import (
     plural,
     support_text,
     training_method,
+    write_card,
 )
 from training.pipelines.retrain_cv import (
     ESTIMATORS,
@@ -91,27 +91,18 @@ def retrain_estimated(
         info = update_metrics(
             tmp_model, file_metrics(estimate, problems, len(trained.train)), training_fields={"data": data}
         )
-    stem = out_path.with_suffix("")
-    card_path = stem.with_name(stem.name + ".card.json")
-    card = {
-        "model": info.model_id,
-        "file": str(out_path),
-        "card": str(card_path),
-        "labels": list(labels),
-        "base_model": base.info.model_id,
-        "method": method,
-        "start": info.training["start"],
+    fields = {
         "data": data,
         "trained_on": len(trained.train),
         "estimate": estimate,
         "no_estimate": "; ".join(problems) if estimate is None else None,
         "history": trained.history,
-        "seconds": round(time.time() - started, 1),
     }
-    card_path.write_text(json.dumps(card, indent=1))
+    result = write_card(out_path, info, labels, base.info, method, fields, started)
     if estimate is not None:
+        stem = out_path.with_suffix("")
         _plot_confusion(estimate["metrics"], labels, stem.with_name(stem.name + ".confusion.png"), info.model_id, log)
-    return RetrainResult(out_path, info, card, card_path)
+    return result
 
 
 def data_summary(tracks: Sequence[Track], labels: Sequence[str]) -> dict[str, Any]:
