@@ -155,7 +155,7 @@ def evaluate(model, data, out_dir, max_windows, workers) -> None:
             probs[outcome.index] = outcome.prediction.window_probs
     kept = sorted(probs)
     metrics = metrics_from_probs(
-        [probs[i] for i in kept], [tracks[i].label for i in kept], labels, [tracks[i].source for i in kept]
+        [probs[i] for i in kept], [tracks[i].genres for i in kept], labels, [tracks[i].source for i in kept]
     )
     metrics["n_skipped"] += failed
     write_metrics(metrics, out_dir, title=f"{clf.info.model_id}")

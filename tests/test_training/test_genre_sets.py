@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -112,3 +114,21 @@ def test_metrics_count_a_track_right_when_its_top_genre_is_in_its_set():
     probs = [np.array([[0.1, 0.2, 0.7]]), np.array([[0.6, 0.3, 0.1]])]
     m = metrics_from_probs(probs, [("Pop", "Rock"), "Jazz"], labels)  # Jazz: no label of the model's
     assert m["track_accuracy"] == 1.0 and m["n_skipped"] == 1 and m["window_accuracy"] == 1.0
+
+
+def test_evaluate_counts_a_clip_of_several_genres_right_when_its_top_genre_is_among_them(tmp_path, tiny_model):
+    # The tiny model calls a low tone Low and a high one High; a clip filed under both is right either way.
+    from click.testing import CliRunner
+    from helpers.audio import write_tone
+
+    from training.cli import main as cli
+
+    write_tone(tmp_path / "low.flac", 200.0, seconds=6.0)
+    write_tone(tmp_path / "high.flac", 5000.0, seconds=6.0)
+    (tmp_path / "m.csv").write_text("path,genres,group\nlow.flac,High; Low,a\nhigh.flac,Low,b\n")
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(tiny_model), str(tmp_path / "m.csv"), "--out", str(tmp_path / "ev")]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["track_accuracy"] == 0.5 and metrics["n_set_tracks"] == 1

@@ -127,7 +127,7 @@ def fit_and_export(
     if valid_w is not None:
         probs = track_probabilities(result.model, valid_w.windows, device_t)
         metrics = metrics_from_probs(
-            probs, [t.label for t in valid_w.tracks], labels, [t.source for t in valid_w.tracks]
+            probs, [t.genres for t in valid_w.tracks], labels, [t.source for t in valid_w.tracks]
         )
         write_metrics(metrics, out, title=f"{config.arch}, validation")
         main_echo(
