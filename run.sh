@@ -3,9 +3,9 @@
 #
 #   ./run.sh MUSIC_FOLDER              # pretend: every track with its best guess and confidence,
 #                                      # or the reason it is skipped; changes nothing
-#   ./run.sh MUSIC_FOLDER --write      # also writes the genres into the files' tags
+#   ./run.sh MUSIC_FOLDER --write      # writes the genres that reach min_confidence (0.6) into the files' tags
 #   ./run.sh MUSIC_FOLDER --force      # classify tracks that already have genre tags too
-#   ./run.sh MUSIC_FOLDER --model FILE # another model (.onnx) than the bundled one
+#   ./run.sh MUSIC_FOLDER --model FILE # another model (.onnx, or the bundled "fast") than the default
 #
 # Creates .venv (Python 3.11 or newer) and installs beets-genreclass into it first
 # (GENRECLASS_VENV=DIR uses that virtual environment instead). The beets library lives in a
@@ -22,7 +22,9 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --write) mode=--write ;;
     --force) force=(--force) ;;
-    --model) [ $# -ge 2 ] || usage; model=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift ;;
+    --model) [ $# -ge 2 ] || usage
+             case "$2" in default|fast) model=$2 ;; *) model=$(cd "$(dirname "$2")" && pwd)/$(basename "$2") ;; esac
+             shift ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac
   shift
@@ -63,7 +65,7 @@ format_item: \$path
 ui: {color: $([ -t 1 ] && echo yes || echo no)}
 plugins: [genreclass]
 import: {copy: no, move: no, write: no, resume: no, incremental: no, duplicate_action: keep, log: null}
-genreclass: {count: 1, min_confidence: 0.0, model: "$model"}
+genreclass: {count: 1, model: "$model"$([ "$mode" = --pretend ] && echo ", min_confidence: 0.0")}
 YAML
 export BEETSDIR="$beetsdir"
 # -A: take files as they are (no MusicBrainz lookup); -s: as single tracks, so untagged files in one
@@ -73,6 +75,13 @@ if ! "$venv/bin/beet" import -A -s -q "$music" > "$beetsdir/import.log" 2>&1; th
   echo "beet import failed" >&2
   exit 1
 fi
-# Files beets itself could not read never reach the tagger: say which, with beets' reason.
-grep -iE "error reading|could not|unreadable|corrupt" "$beetsdir/import.log" | sed 's/^/run.sh: beets did not import: /' >&2 || true
+# Files beets itself could not read never reach the tagger, and beets drops them without a word: name them.
+"$venv/bin/beet" ls -f '$path' > "$beetsdir/imported.txt"
+find "$music" -type f \( -iname '*.mp3' -o -iname '*.flac' -o -iname '*.ogg' -o -iname '*.opus' -o -iname '*.m4a' \
+  -o -iname '*.wav' -o -iname '*.aif' -o -iname '*.aiff' -o -iname '*.wma' -o -iname '*.ape' -o -iname '*.wv' \
+  -o -iname '*.mpc' -o -iname '*.alac' -o -iname '*.aac' \) -print0 |
+  while IFS= read -r -d '' f; do
+    full=$(cd "$(dirname "$f")" && pwd)/$(basename "$f")
+    grep -qxF "$full" "$beetsdir/imported.txt" || echo "run.sh: $f: beets could not read it (corrupt or not audio); not classified" >&2
+  done
 "$venv/bin/beet" genreclass "$mode" "${force[@]}"

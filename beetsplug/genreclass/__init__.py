@@ -176,6 +176,8 @@ class GenreClassPlugin(BeetsPlugin):
         """With `auto`, check every setting, load the model and take the library's lock before
         the first task touches anything."""
         if self._auto():
+            if not sys.stdout.isatty():  # `beet import ... > log.txt`: plain text, as for `beet genreclass`
+                beets.config["ui"]["color"].set(False)
             self.tagger()
             self.lock_library(session.lib)
 
