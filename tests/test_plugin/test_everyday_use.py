@@ -186,6 +186,7 @@ def test_run_sh_installs_this_checkout_names_each_skipped_track_and_forces(tmp_p
     music.mkdir()
     write_tone(music / "low.flac", 200.0, seconds=5.0)
     set_tags(write_tone(music / "tagged.flac", 5000.0, seconds=5.0), genre="Jazz")
+    (music / "corrupt.mp3").write_bytes(np.random.default_rng(0).bytes(20000))  # beets drops it without a word
     env = {
         **os.environ,
         "GENRECLASS_VENV": str(_venv_borrowing_dependencies(tmp_path / "venv")),
@@ -197,11 +198,14 @@ def test_run_sh_installs_this_checkout_names_each_skipped_track_and_forces(tmp_p
     proc = subprocess.run(run_sh, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "skipped: already has genres (Jazz)" in proc.stdout and "would be Low" in proc.stdout
+    assert "corrupt.mp3: beets could not read it (corrupt or not audio); not classified" in proc.stderr
+    assert "installing beets-genreclass" in proc.stderr and not (tmp_path / "checkout" / "build").exists()
     # A real install: the package and its bundled models copied into the new environment.
     installed = {p.name for p in (tmp_path / "venv").rglob("site-packages/genre_model/bundled/*.onnx")}
     assert installed == {"genreclass-default.onnx", "genreclass-fast.onnx"}
     forced = subprocess.run([*run_sh, "--force"], capture_output=True, text=True, env=env, timeout=300)
     assert forced.returncode == 0, forced.stderr
+    assert "installing" not in forced.stderr  # the checkout did not change: no second install
     assert "would be High" in forced.stdout and "pretend: 2 classified" in forced.stdout
 
 
