@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import json
 import time
 from collections import defaultdict
@@ -55,23 +56,32 @@ from training.features.windows import InferenceWindows, TrackWindows, inference_
 
 
 class Prepared:
-    """One kind of input on every track, computed once: training arrays and the plugin's windows per placement."""
+    """One kind of input on every track, computed once: the plugin's windows per placement, and the
+    training arrays when a recipe first trains on them (the baseline never does)."""
 
     def __init__(self, inputs: Inputs, tracks: list[Track], labels: list[str], placements: list[int | None]) -> None:
-        self.inputs = inputs
-        self.train, failures = prepare(tracks, labels, inputs)
+        self.inputs, self.tracks, self.labels = inputs, tracks, labels
         self.placements: dict[int | None, InferenceWindows] = {}
         for max_windows in placements:
-            self.placements[max_windows], more = inference_windows(tracks, labels, inputs, max_windows)
-            failures |= more
-        if failures:
-            raise SystemExit(f"undecodable clips: {sorted(failures)}")
+            self.placements[max_windows], failures = inference_windows(tracks, labels, inputs, max_windows)
+            _refuse(failures)
+
+    @functools.cached_property
+    def train(self) -> TrackWindows:
+        train, failures = prepare(self.tracks, self.labels, self.inputs)
+        _refuse(failures)  # every track must be there: folds index the tracks
+        return train
 
     def training_windows(self, idx: list[int]) -> TrackWindows:
         t = self.train
         return TrackWindows(
             [t.tracks[i] for i in idx], [t.arrays[i] for i in idx], t.labels, t.frontend, t.rows, t.crop_frames
         )
+
+
+def _refuse(failures: dict[str, str]) -> None:
+    if failures:
+        raise SystemExit(f"undecodable clips: {sorted(failures)}")
 
 
 def mel_stats(data: InferenceWindows) -> np.ndarray:
@@ -143,6 +153,7 @@ def main() -> None:
     folds = pool_cv_folds(tracks, args.folds, args.seed)
     methods = [*(["baseline"] if baseline else []), *(["musicnn-tags"] if args.zero_shot else []), *names]
     preds: dict[str, dict[int | None, dict[int, np.ndarray]]] = {m: defaultdict(dict) for m in methods}
+    zero_shot = zero_shot_head(labels) if args.zero_shot else None  # untrained: the same for every fold
     timings: dict[str, list[float]] = defaultdict(list)
     curves: dict[str, list] = defaultdict(list)
     for f in range(args.folds):
@@ -154,11 +165,10 @@ def main() -> None:
             probs = baseline_probs(baseline.placements[8], train_idx, valid_idx, len(labels))
             preds["baseline"][placements[0]].update((i, p[None, :]) for i, p in zip(valid_idx, probs, strict=True))
             timings["baseline"].append(time.time() - started)
-        if args.zero_shot:
+        if zero_shot is not None:
             data = prepared_for(TrainConfig(arch="musicnn-backend"))
-            head = zero_shot_head(labels)
             for max_windows, windows in data.placements.items():
-                held_out = track_probabilities(head, windows.subset(valid_idx).windows, torch.device("cpu"))
+                held_out = track_probabilities(zero_shot, windows.subset(valid_idx).windows, torch.device("cpu"))
                 preds["musicnn-tags"][max_windows].update(zip(valid_idx, held_out, strict=True))
             timings["musicnn-tags"].append(0.0)
         for config in configs:
@@ -270,7 +280,7 @@ def zero_shot_head(labels: list[str]) -> torch.nn.Module:
     from training.models.musicnn.heads import build_backend, init_from_tags
     from training.models.musicnn.network import load_pretrained
 
-    head = build_backend(TrainConfig(arch="musicnn-backend", init_from_tags=True), labels).eval()
+    head = build_backend(TrainConfig(arch="musicnn-backend"), labels).eval()
     with torch.no_grad():
         for label in init_from_tags(head, labels, load_pretrained("msd_musicnn")):
             head.classifier.bias[labels.index(label)] = -1e4
