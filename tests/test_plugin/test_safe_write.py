@@ -89,6 +89,10 @@ _SIGNAL_IN_ANOTHER_THREAD = """
 import os, signal, threading, time
 from beetsplug.genreclass.safe_write import deferred_signals
 
+# A process as a shell starts it: SIGINT neither ignored nor blocked (a disposition and a mask are
+# inherited from the test process, where an earlier test may have left SIGINT ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 seen = []
 try:
     with deferred_signals():
