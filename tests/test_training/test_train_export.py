@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers.audio import write_audio
+from helpers.audio import tone, write_audio
 
+from genre_model.windows import MIN_TRACK_SECONDS
 from genre_model import Classifier, FrontendConfig, ModelInfo, classify_files, track_features, window_starts
 from training.cli import main as cli
 from training.data.splits import group_holdout
@@ -131,6 +132,19 @@ def test_validation_analyses_the_windows_the_plugin_analyses(tmp_path):
     np.testing.assert_allclose(got.windows[0], expected, atol=1e-4)  # the placement; float noise across processes
     again, _ = inference_windows([track], ["Noise", "Tone"], inputs, 8)  # read back from the cache
     np.testing.assert_array_equal(again.windows[0], got.windows[0])
+
+
+def test_a_track_shorter_than_one_window_trains_as_the_plugin_hears_it(tmp_path):
+    """A 2-s excerpt (the GTZAN fragments are 2-3 s) is padded to one window for training exactly
+    as the plugin pads it (`genre_model.windows`); under MIN_TRACK_SECONDS both refuse it."""
+    write_audio(tmp_path / "short.wav", tone(440, 2.0, 22050), 22050)
+    write_audio(tmp_path / "tiny.wav", tone(440, 0.5, 22050), 22050)
+    inputs = LogMelInputs(tmp_path / "cache", FE)
+    (spectrogram, refused), failures = inputs.training([str(tmp_path / "short.wav"), str(tmp_path / "tiny.wav")], print)
+    assert spectrogram.shape == (FE.n_mels, FE.n_frames) and refused is None
+    # The cache stores float16: 0.03 dB of rounding at -70 dB.
+    np.testing.assert_allclose(spectrogram, track_features(tmp_path / "short.wav", FE, 8)[0], atol=0.05)
+    assert list(failures.values()) == [f"too short to classify: 0.50 s < {MIN_TRACK_SECONDS} s"]
 
 
 def test_lr_schedule_is_a_pure_function():

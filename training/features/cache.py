@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genre_model import AudioDecodeError, FrontendConfig, log_mel, probe, read_excerpts, track_features
+from genre_model import AudioDecodeError, FrontendConfig, decode_windows, log_mel, probe, read_excerpts, track_features
 from genre_model.decoder_pool import DecoderPool
 from training.atomic import replaced_atomically
 
@@ -39,11 +39,14 @@ def frontend_digest(frontend: FrontendConfig) -> str:
 def compute_track(path: str, frontend: FrontendConfig, max_seconds: float = MAX_SECONDS) -> np.ndarray:
     """Log-mel of a whole track (or its central `max_seconds`), (n_mels, n_frames) float32.
 
-    Raises `AudioDecodeError` for unreadable files or ones shorter than one window.
+    A track shorter than one window follows the plugin's rule (`genre_model.windows`): from
+    `MIN_TRACK_SECONDS` on it is zero-padded at the end to one window, so that what a model learns
+    from is what it is later shown (the GTZAN fragments are 2-3 s). Raises `AudioDecodeError` for
+    unreadable, too short or silent files.
     """
     info = probe(path)
     if info.duration < frontend.window_seconds:
-        raise AudioDecodeError(path, f"shorter than one {frontend.window_seconds} s window")
+        return log_mel(decode_windows(path, frontend, 1, info)[0], frontend)
     length = min(info.duration, max_seconds)
     start = (info.duration - length) / 2
     audio = read_excerpts(path, info, [start], length, frontend.sample_rate)[0]
