@@ -219,12 +219,16 @@ def main() -> None:
         write_metrics(metrics, out / m, title=f"{m}: {args.folds}-fold group CV")
         with open(out / m / "predictions.csv", "w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["path", "genres", "source", "group", "fold", "predicted", "confidence", "right"])
+            # The track's probabilities (mean over its windows, as `vote`) follow, one column per label,
+            # so that poolings and mixtures of methods can be scored afterwards (benchmarks/prior_mixture.py).
+            writer.writerow(["path", "genres", "source", "group", "fold", "predicted", "confidence", "right",
+                             *(f"p:{label}" for label in labels)])  # fmt: skip
             for i in idx:
                 verdict = vote(headline[i], labels)
                 writer.writerow([tracks[i].path, "; ".join(tracks[i].genres), tracks[i].source, tracks[i].group,
                                  folds[i], verdict.top, f"{verdict.confidence:.4f}",
-                                 int(verdict.top in tracks[i].genres)])  # fmt: skip
+                                 int(verdict.top in tracks[i].genres),
+                                 *(f"{p:.5f}" for p in np.asarray(headline[i]).mean(axis=0))])  # fmt: skip
         report["methods"][m] = metrics
         if curves[m]:
             (out / m / "curves.json").write_text(json.dumps(curves[m]))

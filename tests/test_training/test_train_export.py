@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 from helpers.audio import tone, write_audio
 
-from genre_model.windows import MIN_TRACK_SECONDS
 from genre_model import Classifier, FrontendConfig, ModelInfo, classify_files, track_features, window_starts
+from genre_model.windows import MIN_TRACK_SECONDS
 from training.cli import main as cli
 from training.data.splits import group_holdout
 from training.data.tracks import Track, load_folder
