@@ -206,6 +206,8 @@ class Tagger:
             return False
         self.progress.clear()
         self.log.error("{}: {}", item.filepath, outcome.error.reason)
+        if outcome.error.detail:  # the decoder's own words, for whoever digs deeper (-v)
+            self.log.debug("{}: {}", item.filepath, outcome.error.detail)
         return True
 
     def _mark(self, item: Item | Album, prediction: TrackPrediction, genres: list[str]) -> None:
