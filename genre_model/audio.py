@@ -3,7 +3,9 @@
 libsndfile (through soundfile) reads wav, aiff, flac, ogg/vorbis, opus and mp3 and can seek,
 so only the requested excerpts are decoded. Anything it cannot open (m4a/aac, wma, ...)
 goes through one streaming ffmpeg process that keeps only the requested excerpts, so
-memory stays bounded by the excerpts even for an hour-long file.
+memory stays bounded by the excerpts even for an hour-long file. What the codecs print
+themselves never reaches the terminal (`genre_model.codec_messages`): a failure is said in
+words, with their messages as its detail.
 """
 
 from __future__ import annotations
@@ -19,12 +21,26 @@ import numpy as np
 import soundfile
 import soxr
 
+from genre_model.codec_messages import CodecMessages
 from genre_model.containers import ogg_ends_cleanly, scan_mpeg
 from genre_model.errors import AudioDecodeError
 
 # Extra source samples decoded on each side of an excerpt so the resampler's edge
 # transient falls outside the samples we keep.
 _RESAMPLE_MARGIN_S = 0.02
+
+# libsndfile's messages that say nothing to a listener: what it reports when a codec inside it
+# (libmpg123, libFLAC, libvorbis) gives up on the data, or a seek into damaged data fails.
+_UNHELPFUL_LIBSNDFILE_MESSAGES = frozenset(
+    {
+        "Unspecified internal error.",
+        "Internal psf_fseek() failed.",
+        "Error : parameters OK, but psf_seek() failed.",
+        "Supported file format but file is malformed.",
+    }
+)
+# The names users know formats by, from libsndfile's (format, subtype); by format alone, else.
+_FORMAT_NAMES = {("OGG", "VORBIS"): "Ogg Vorbis", ("OGG", "OPUS"): "Opus", ("OGG", "FLAC"): "Ogg FLAC"}
 
 
 def _truncation_tolerance(info: AudioInfo) -> float:
@@ -58,6 +74,7 @@ class AudioInfo:
     sample_rate: int
     channels: int
     backend: str  # "soundfile" or "ffmpeg"
+    format_name: str = ""  # as users know it ("MP3", "FLAC", "Ogg Vorbis"); "" when unknown
 
 
 def probe(path: str | os.PathLike[str]) -> AudioInfo:
@@ -65,9 +82,12 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
     path = os.fspath(path)
     _check_readable(path)
     try:
-        with soundfile.SoundFile(_native(path)) as f:
+        # What a codec prints while the file is opened is dropped: a file libsndfile cannot
+        # open goes to ffprobe, whose verdict is the one reported.
+        with CodecMessages(), soundfile.SoundFile(_native(path)) as f:
             if f.frames > 0 and f.samplerate > 0:
-                info = AudioInfo(f.frames / f.samplerate, f.samplerate, f.channels, "soundfile")
+                name = _FORMAT_NAMES.get((f.format, f.subtype), f.format)
+                info = AudioInfo(f.frames / f.samplerate, f.samplerate, f.channels, "soundfile", name)
                 container = f.format
             else:
                 info = None
@@ -127,14 +147,29 @@ def read_excerpts(
     """
     path = os.fspath(path)
     n_out = int(round(duration * sample_rate))
+    said = CodecMessages()
     try:
         if info.backend == "soundfile":
-            return _read_soundfile(path, info, starts, duration, sample_rate, n_out)
+            with said:
+                return _read_soundfile(path, info, starts, duration, sample_rate, n_out)
         return _read_ffmpeg(path, info, starts, duration, sample_rate, n_out)
     except AudioDecodeError:
         raise
     except (soundfile.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
-        raise AudioDecodeError(path, f"truncated or damaged: decoding failed ({exc})") from exc
+        raise _decoding_failed(path, info, exc, said.lines) from exc
+
+
+def _decoding_failed(path: str, info: AudioInfo, exc: Exception, codec_lines: list[str]) -> AudioDecodeError:
+    """The error for a file whose audio data libsndfile could not decode: the reason in words,
+    libsndfile's message and the codec's own lines as its detail."""
+    message = str(exc).strip()
+    detail = "; ".join([f"libsndfile: {message}", *(f"codec: {line}" for line in codec_lines)])
+    data = f"the {info.format_name} data" if info.format_name else "the audio data"
+    if isinstance(exc, OSError):
+        return AudioDecodeError(path, f"cannot read file: {exc.strerror or exc}", detail)
+    # "Truncated or damaged", as the other failures of this kind: a cut FLAC fails here too.
+    words = "" if message in _UNHELPFUL_LIBSNDFILE_MESSAGES else f" ({message})"
+    return AudioDecodeError(path, f"truncated or damaged: libsndfile could not decode {data}{words}", detail)
 
 
 def _native(path: str) -> str | bytes:

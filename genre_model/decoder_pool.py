@@ -92,12 +92,8 @@ def _init_worker(slots: Any, caller_pid: int) -> None:
     _watch_caller(caller_pid)
     # Ctrl-C is handled once, in the parent, which then stops after the tracks in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Decoder libraries (libmpg123 inside libsndfile) print resync notes about damaged files
-    # straight to file descriptor 2. Failures reach the parent as `AudioDecodeError` values and
-    # are logged there once, with the path; the raw notes would only interleave with them.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
+    # What codecs print about damaged files (libmpg123's resync notes) is captured where
+    # libsndfile is called (`genre_model.codec_messages`), here as in a process decoding itself.
     # Parallelism comes from the worker processes; BLAS threads inside each would oversubscribe.
     try:
         from threadpoolctl import threadpool_limits
@@ -416,7 +412,7 @@ def _run_job(slot: int, handoff_dir: str, job: Callable[..., R], path: str, *arg
     the executor's result pipe must only carry messages the kernel writes whole. A worker
     killed in the middle of sending a large result leaves half a message in the pipe, and the
     executor's reader thread then waits for the rest forever: no crash is ever noticed and the
-    run hangs. Errors are small already (their reason is capped to keep them so).
+    run hangs. Errors are small already (their reason and detail are capped to keep them so).
     """
     if _job_slots is not None:
         _job_slots[2 * slot] = os.getpid()
@@ -424,7 +420,10 @@ def _run_job(slot: int, handoff_dir: str, job: Callable[..., R], path: str, *arg
     try:
         result = _guarded(job, path, *args)
         if isinstance(result, AudioDecodeError):
-            return AudioDecodeError(result.path, result.reason[: _ATOMIC_MESSAGE_BYTES // 2])
+            # The reason first; the detail (the codec's own words, for a debug log) gets the rest.
+            reason = result.reason[: _ATOMIC_MESSAGE_BYTES // 2]
+            detail = result.detail[: _ATOMIC_MESSAGE_BYTES // 2 - len(reason)]
+            return AudioDecodeError(result.path, reason, detail)
         if isinstance(result, np.ndarray):
             try:
                 fd, handoff = tempfile.mkstemp(suffix=".npy", dir=handoff_dir)

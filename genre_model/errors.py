@@ -16,17 +16,20 @@ class GenreModelError(Exception):
 class AudioDecodeError(GenreModelError):
     """A file could not be turned into analysis windows.
 
-    `path` names the file and `reason` says why, so one log line is enough to act on it.
+    `path` names the file and `reason` says why in words, so one log line is enough to act on
+    it. `detail`: what the decoding library itself said ("libsndfile: Unspecified internal
+    error."; the codec's own messages), for a debug log; empty when the reason says it all.
     """
 
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str, detail: str = "") -> None:
         self.path = os.fspath(path)
         self.reason = reason
+        self.detail = detail
         super().__init__(f"{self.path}: {reason}")
 
     def __reduce__(self):
-        # Rebuilt from (path, reason) when it crosses from a worker process to the parent.
-        return (type(self), (self.path, self.reason))
+        # Rebuilt from (path, reason, detail) when it crosses from a worker process to the parent.
+        return (type(self), (self.path, self.reason, self.detail))
 
 
 class ModelError(GenreModelError):

@@ -26,7 +26,13 @@ DEFAULTS = {
     # 0.3), on 43 % of the pool's clips (docs/BENCHMARKS.md, issue 22): a written genre should be
     # right at least 9 times in 10. The rest are "uncertain", shown and marked as such.
     "min_confidence": 0.6,
+    # The genre an uncertain track without genres gets (lastgenre's `fallback`); "": none, the
+    # track stays without genres, and is still listed and counted as uncertain.
+    "fallback": "",
     "force": False,
+    # With force: a track's own genres stay and genreclass's are added after them, instead of
+    # replacing them (lastgenre's `keep_existing`, which likewise changes what force does).
+    "keep_existing": False,
     # 4 windows: the default model's CV accuracy is that of 8 (0.759 vs 0.761) at 1.6x the speed.
     "max_windows": 4,
     "vote": "mean",
@@ -55,7 +61,9 @@ class Settings:
     device: str
     count: int
     min_confidence: float
+    fallback: str  # "" = none
     force: bool
+    keep_existing: bool
     max_windows: int
     vote: str
     batch_size: int
@@ -83,7 +91,9 @@ def read_settings(config: confuse.ConfigView) -> Settings:
             device=config["device"].as_choice(DEVICES),
             count=_at_least(config, "count", 1),
             min_confidence=float(config["min_confidence"].as_number()),
+            fallback=_fallback(config["fallback"]),
             force=config["force"].get(bool),
+            keep_existing=config["keep_existing"].get(bool),
             max_windows=_at_least(config, "max_windows", 1),
             vote=config["vote"].as_choice(VOTES),
             batch_size=_at_least(config, "batch_size", 1),
@@ -130,6 +140,16 @@ def _workers(view: confuse.ConfigView) -> int:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         return resolve_workers(value)
     raise ui.UserError(f"genreclass: 'workers' must be 'auto' or a number >= 0, got {value!r}")
+
+
+def _fallback(view: confuse.ConfigView) -> str:
+    """The `fallback` setting: one genre name, or nothing (empty or null)."""
+    value = view.get()
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ui.UserError(f"genreclass: 'fallback' must be one genre name or empty, got {value!r}")
+    return str(value).strip()
 
 
 def _rename(view: confuse.ConfigView) -> dict[str, str]:

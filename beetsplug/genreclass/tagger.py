@@ -16,7 +16,7 @@ from beets import ui
 from beets.library import Album, Item
 
 from genre_model import Classifier, DecoderPool, GenreModelError, Outcome, TrackPrediction, classify_files, pool_tracks
-from genre_model.provenance import CONFIDENCE_FIELD, GENRES_FIELD, MODEL_FIELD, Origin, genres_origin
+from genre_model.provenance import CONFIDENCE_FIELD, GENRES_FIELD, MODEL_FIELD, Origin, genres_origin, with_verdict
 
 from . import tags
 from .progress import Progress, stop_requests
@@ -33,12 +33,15 @@ def label(item: Item) -> str:
     return format(item) if item.get("title") else item.filepath.as_posix()
 
 
-def skip_reason(item: Item, model_id: str, min_confidence: float) -> str | None:
-    """Why `item` needs no classifying by model `model_id` (None: it does)."""
+def skip_reason(item: Item, model_id: str, min_confidence: float, fallback: str = "") -> str | None:
+    """Why `item` needs no classifying by model `model_id` (None: it does). fallback: the
+    genre an uncertain track without genres gets now (a track left without one when there was
+    no fallback is judged again, to get it; one holding it, once the threshold drops to its
+    confidence)."""
     origin = genres_origin(item)
     recorded = "; ".join(item.get(GENRES_FIELD) or [])
     if origin is Origin.USER:
-        if item.get(MODEL_FIELD):
+        if item.get(MODEL_FIELD) and recorded:
             return f"its genres were changed by hand ({'; '.join(item.genres)}; genreclass wrote {recorded})"
         return f"already has genres ({'; '.join(item.genres)})"
     if origin is Origin.CLEARED:
@@ -47,16 +50,18 @@ def skip_reason(item: Item, model_id: str, min_confidence: float) -> str | None:
         return f"classified by an earlier genreclass that did not record its genres ({'; '.join(item.genres)})"
     if item.get(MODEL_FIELD) == model_id:
         confidence = float(item.get(CONFIDENCE_FIELD) or 0.0)
-        if confidence < min_confidence:  # found uncertain before, and the threshold is no lower now
+        if confidence < min_confidence and not (fallback and not item.get("genres")):
+            # Found uncertain before, and the threshold is no lower now.
             return f"uncertain last time ({confidence:.3f} < min_confidence {min_confidence:g})"
-        if item.get("genres"):
-            return f"already classified by {model_id}"
+        if item.get("genres") and list(item.get("genres")) != [fallback]:
+            return f"already classified by {model_id}"  # (the fallback is no verdict: judged again once sure)
     return None
 
 
 def corrected(item: Item) -> bool:
     """The user changed (or removed) genres that genreclass wrote."""
-    return bool(item.get(MODEL_FIELD)) and genres_origin(item) in (Origin.USER, Origin.CLEARED)
+    written = item.get(MODEL_FIELD) and item.get(GENRES_FIELD)  # with keep_existing it may have added none
+    return bool(written) and genres_origin(item) in (Origin.USER, Origin.CLEARED)
 
 
 def summary_line(tracks: Counter, albums: Counter | None = None) -> str:
@@ -106,11 +111,11 @@ class Tagger:
     def _skip_reason(self, unit: Unit) -> str | None:
         min_confidence = self.settings.min_confidence
         if unit.album is None:
-            return skip_reason(unit.items[0], self.model_id, min_confidence)
+            return skip_reason(unit.items[0], self.model_id, min_confidence, self.settings.fallback)
         targets = [item for item in unit.items if not user_tagged(item)]
         if not targets:
             return "every track already has genres"
-        reasons = [skip_reason(item, self.model_id, min_confidence) for item in targets]
+        reasons = [skip_reason(item, self.model_id, min_confidence, self.settings.fallback) for item in targets]
         return reasons[0] if all(reasons) else None
 
     def run(
@@ -206,6 +211,8 @@ class Tagger:
             return False
         self.progress.clear()
         self.log.error("{}: {}", item.filepath, outcome.error.reason)
+        if outcome.error.detail:  # the decoder's own words, for whoever digs deeper (-v)
+            self.log.debug("{}: {}", item.filepath, outcome.error.detail)
         return True
 
     def _mark(self, item: Item | Album, prediction: TrackPrediction, genres: list[str]) -> None:
@@ -213,20 +220,53 @@ class Tagger:
         that genres changed since are known to be the user's)."""
         item[CONFIDENCE_FIELD] = prediction.confidence
         item[MODEL_FIELD] = self.model_id
-        if genres:
+        if genres or item.get("genres"):  # [] beside genres: all of them are the user's (keep_existing)
             item[GENRES_FIELD] = list(genres)
         elif GENRES_FIELD in item:
             del item[GENRES_FIELD]
 
-    def _uncertain(self, name: str, items: list[Item], prediction: TrackPrediction, ranked: str, pretend: bool) -> str:
-        self._print(f"{name}\n  uncertain: no genre reaches min_confidence {self.settings.min_confidence:g} ({ranked})")
-        for item in items:
-            if not pretend and not user_tagged(item):
-                # Recorded so that reruns skip it, unless forced or the threshold is lowered. Genres
-                # an earlier verdict wrote stay (and stay genreclass's); the user's are not marked.
-                self._mark(item, prediction, list(item.get("genres") or []))
+    def _with_verdict(self, item: Item | Album, genres: list[str], force: bool) -> tuple[list[str], list[str]]:
+        """(`item`'s genres with the verdict `genres`, the part genreclass sets). Genres that are
+        not genreclass's stay unless forced without `keep_existing` (unforced, only a kept
+        track, `Origin.KEPT`, reaches here with some)."""
+        return with_verdict(item, genres, keep_others=self.settings.keep_existing or not force)
+
+    def _uncertain(
+        self, name: str, unit: Unit, items: list[Item], prediction: TrackPrediction, ranked: str, pretend: bool,
+        force: bool, save: Save,
+    ) -> str | None:  # fmt: skip
+        """Record an uncertain verdict on `items` (those of `unit` genreclass may change); those
+        without genres get the `fallback` genre, if one is set. Returns the summary key (None:
+        counted once saved)."""
+        fallback = self.settings.fallback
+        # Recorded so that reruns skip them, unless forced or the threshold is lowered. Genres an
+        # earlier verdict wrote stay (and stay genreclass's); the user's are not marked.
+        judged = [item for item in items if not user_tagged(item)]
+        given = [item for item in judged if fallback and not item.get("genres")]
+        line = f"{name}\n  uncertain: no genre reaches min_confidence {self.settings.min_confidence:g} ({ranked})"
+        if given:
+            of = f" of {len(unit.items)}" if len(given) < len(unit.items) else ""
+            on = "" if unit.album is None else f" on {len(given)}{of} tracks"
+            line += f"; {'would get' if pretend else 'gets'} the fallback genre {fallback}{on}"
+        self._print(line)
+        if unit.album is None and given:
+            ui.show_model_changes(Item(genres=[fallback]), given[0], fields=["genres"], print_obj=False)
+        if pretend:
+            return "uncertain"
+        for item in judged:
+            if any(item is other for other in given):
+                item.genres = [fallback]
+                self._mark(item, prediction, [fallback])
+                self._store(item, True, force, save, "uncertain" if unit.album is None else None)
+            else:
+                self._mark(item, prediction, list(item.get(GENRES_FIELD) or []))
                 tags.store(item)
-        return "uncertain"
+        album = unit.album
+        if album is not None and given and not album.get("genres") and not user_tagged(album):
+            album.genres = [fallback]
+            self._mark(album, prediction, [fallback])
+            self._saves.put(lambda: tags.store(album, inherit=False), lambda _: None)  # after its tracks
+        return None if unit.album is None and given else "uncertain"
 
     def _store(self, item: Item, changed: bool, force: bool, save: Save, outcome: str | None) -> None:
         """Save an item whose fields are set, its tag written where it changed (or when forced:
@@ -252,7 +292,8 @@ class Tagger:
         prediction = outcome.prediction
         genres, ranked = self._verdict(prediction)
         if not genres:
-            return self._uncertain(label(item), [item], prediction, ranked, pretend)
+            return self._uncertain(label(item), Unit([item]), [item], prediction, ranked, pretend, force, save)
+        genres, ours = self._with_verdict(item, genres, force)
         changed = list(item.get("genres") or []) != genres
         item.genres = genres
         self.progress.clear()
@@ -262,7 +303,7 @@ class Tagger:
         if pretend:
             item.load()  # pretend changes nothing, not even this object
             return "classified" if changed else "unchanged"
-        self._mark(item, prediction, genres)
+        self._mark(item, prediction, ours)
         self._store(item, changed, force, save, "classified" if changed else "unchanged")
         return None
 
@@ -280,13 +321,15 @@ class Tagger:
         targets = [item for item in decoded if force or not user_tagged(item)]
         name = format(album)
         if not genres:
-            return self._uncertain(name, targets, prediction, ranked, pretend)
-        changed = {item.id: list(item.get("genres") or []) != genres for item in targets}
+            return self._uncertain(name, unit, targets, prediction, ranked, pretend, force, save)
+        new = {item.id: self._with_verdict(item, genres, force) for item in targets}
+        changed = {item.id: list(item.get("genres") or []) != new[item.id][0] for item in targets}
         # The album's own field follows the verdict unless it holds the user's genres.
         set_album = force or not user_tagged(album)
-        album_changed = set_album and list(album.get("genres") or []) != genres
+        album_genres, album_ours = self._with_verdict(album, genres, force)
+        album_changed = set_album and list(album.get("genres") or []) != album_genres
         if set_album:
-            album.genres = genres
+            album.genres = album_genres
         self.progress.clear()
         ui.print_(name)
         if set_album:
@@ -300,16 +343,20 @@ class Tagger:
         for item in decoded:
             if item.id not in changed:  # the user's own genres stay, and the output says so
                 ui.print_(f"  {label(item)}: keeps {'; '.join(item.genres) or 'no genres'}: {skip_reason(item, '', 0)}")
+            elif new[item.id][0] != genres:  # keep_existing: its own genres first
+                ui.print_(
+                    f"  {label(item)}: {'would be ' if pretend else ''}{'; '.join(new[item.id][0])} (its own kept)"
+                )
         outcome = "classified" if album_changed or any(changed.values()) else "unchanged"
         if pretend:
             album.load()
             return outcome
         for item in targets:
-            item.genres = genres
-            self._mark(item, prediction, genres)
+            item.genres, ours = new[item.id]
+            self._mark(item, prediction, ours)
             self._store(item, changed[item.id], force, save, None)
         if set_album:
-            self._mark(album, prediction, genres)
+            self._mark(album, prediction, album_ours)
             # After its tracks (one saving thread, in order); they are set above, each only if a target.
             self._saves.put(lambda: tags.store(album, inherit=False), lambda _: None)
         return outcome

@@ -155,6 +155,26 @@ def write_headerless_mp3(path: Path, seconds: float = 20.0, vbr: bool = False) -
     return path
 
 
+def write_damaged_mp3(path: Path, seconds: float = 20.0) -> Path:
+    """An MP3 as ffmpeg writes one (white noise, 44.1 kHz stereo, 128 kbit/s, with its Info
+    header) whose audio is overwritten with random bytes, 4000 at a time, at 30, 50 and 70 % of
+    the file: more than libmpg123 skips to find the next frame header (1024 bytes), so it gives
+    up ("Giving up resync") and libsndfile fails the read. The header stays, so the file opens
+    and its length is believed. (libsndfile's own MP3s, damaged so, just stop early instead.)"""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"anoisesrc=d={seconds}:c=white:r=44100:a=0.1",
+         "-ac", "2", "-c:a", "libmp3lame", "-b:a", "128k", str(path)],
+        check=True,
+    )  # fmt: skip
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    for fraction in (0.3, 0.5, 0.7):
+        start = int(len(data) * fraction)
+        data[start : start + 4000] = rng.bytes(4000)
+    path.write_bytes(bytes(data))
+    return path
+
+
 def add_cover(path: Path, n_bytes: int) -> Path:
     """Embed a front cover (ID3v2 APIC) of `n_bytes` bytes at the start of an MP3."""
     from mutagen.id3 import APIC, ID3

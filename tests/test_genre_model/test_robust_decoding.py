@@ -12,7 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.audio import dominant_hz, ffmpeg_tone, tone, write_audio, write_long_tone, write_tone
+from helpers.audio import (
+    dominant_hz,
+    ffmpeg_tone,
+    tone,
+    write_audio,
+    write_damaged_mp3,
+    write_long_tone,
+    write_tone,
+)
 from helpers.markers import needs_ffmpeg, needs_proc
 from helpers.processes import descendants
 
@@ -70,6 +78,41 @@ def test_truncated_files_are_reported_not_padded_with_silence(tmp_path):
         with pytest.raises(AudioDecodeError, match="truncated|damaged") as info:
             decode_windows(cut, FE, 8)
         assert info.value.path == str(cut)
+
+
+DAMAGED_MP3 = "truncated or damaged: libsndfile could not decode the MP3 data"
+
+
+@needs_ffmpeg
+def test_a_damaged_mp3_fails_in_words_and_its_codec_prints_nothing(tmp_path, capfd):
+    path = write_damaged_mp3(tmp_path / "damaged.mp3")
+    with pytest.raises(AudioDecodeError) as info:
+        decode_windows(path, FE, None)  # every window: through the damage
+    assert info.value.reason == DAMAGED_MP3
+    # libsndfile's own words and libmpg123's, for a debug log.
+    assert info.value.detail.startswith("libsndfile: Unspecified internal error.; codec: ")
+    assert "resync" in info.value.detail
+    assert capfd.readouterr().err == ""  # libmpg123 writes to file descriptor 2 itself
+    os.write(2, b"still here\n")  # and descriptor 2 is the process's own again
+    assert capfd.readouterr().err == "still here\n"
+
+
+@needs_ffmpeg
+def test_decoder_processes_keep_codec_messages_off_stderr_too(tmp_path):
+    path = write_damaged_mp3(tmp_path / "damaged.mp3")
+    code = (
+        "import sys\n"
+        "from genre_model import DecoderPool, FrontendConfig, track_features\n"
+        "with DecoderPool(2) as pool:\n"
+        "    for _, _, error in pool.imap(track_features, [(0, sys.argv[1])], FrontendConfig(), None):\n"
+        "        print(error.reason)\n"
+        "        print(error.detail)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    reason, detail = proc.stdout.splitlines()
+    assert reason == DAMAGED_MP3
+    assert detail.startswith("libsndfile: Unspecified internal error.; codec: ")  # it crossed the process boundary
+    assert proc.stderr == ""
 
 
 @pytest.mark.parametrize("ext", [".mp3", ".flac", pytest.param(".m4a", marks=needs_ffmpeg)])

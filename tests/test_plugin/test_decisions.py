@@ -22,7 +22,7 @@ from beetsplug.genreclass.settings import (
 from beetsplug.genreclass.tagger import skip_reason
 from beetsplug.genreclass.units import group_units, user_tagged
 from genre_model import bundled_model_path
-from genre_model.provenance import Origin, genres_origin, learnable
+from genre_model.provenance import Origin, genres_origin, learnable, users_genres, with_verdict
 
 MODEL = "tiny@2"
 
@@ -60,11 +60,44 @@ def fields(genres=(), model=None, recorded=None, confidence=None) -> dict:
         (fields([], "tiny@1", confidence=0.2), Origin.NONE),  # uncertain last time
         # A library opened without the plugin returns the record as beets stores it.
         (fields(["Rock", "Pop"], "tiny@1") | {"genreclass_genres": "Rock\\\u2400Pop"}, Origin.GENRECLASS),
+        # keep_existing: the user's genres, then what genreclass added after them.
+        (fields(["Jazz", "Rock"], "tiny@1", ["Rock"]), Origin.KEPT),
+        (fields(["Jazz", "Blues", "Rock", "Pop"], "tiny@1", ["Rock", "Pop"]), Origin.KEPT),
+        (fields(["Jazz"], "tiny@1", []), Origin.USER),  # kept, and genreclass had nothing to add
+        (fields(["Rock", "Jazz"], "tiny@1", ["Rock"]), Origin.USER),  # added to by hand after it
     ],
 )
 def test_whose_genres_a_track_carries(state, origin):
     assert genres_origin(state) is origin
-    assert learnable(state) is (origin is Origin.USER)
+    assert learnable(state) is (origin in (Origin.USER, Origin.KEPT))
+
+
+def test_a_kept_track_teaches_only_its_users_genres():
+    assert users_genres(fields(["Jazz", "Blues", "Rock"], "tiny@1", ["Rock"])) == ["Jazz", "Blues"]
+    assert users_genres(fields(["Rap"], "tiny@1", ["Hip-Hop"])) == ["Rap"]
+    assert users_genres(fields(["Rock"], "tiny@1", ["Rock"])) == []  # genreclass's own guess
+
+
+@pytest.mark.parametrize(
+    ("state", "keep", "result"),
+    [
+        (fields(), True, (["Rock"], ["Rock"])),
+        (fields(["Jazz"]), True, (["Jazz", "Rock"], ["Rock"])),  # the user's stay first
+        (fields(["Jazz"]), False, (["Rock"], ["Rock"])),  # forced without keep_existing: replaced
+        (fields(["Rock"]), True, (["Rock"], [])),  # nothing to add: nothing is genreclass's
+        (fields(["Jazz", "Pop"], "tiny@1", ["Pop"]), True, (["Jazz", "Rock"], ["Rock"])),  # only its own part goes
+        (fields(["Jazz", "Pop"], "tiny@1", ["Pop"]), False, (["Rock"], ["Rock"])),
+        (fields(["Pop"], "tiny@1", ["Pop"]), True, (["Rock"], ["Rock"])),  # its own: replaced
+        (fields(["Rap"], "tiny@1", ["Hip-Hop"]), True, (["Rap", "Rock"], ["Rock"])),  # a correction stays
+        (fields([], "tiny@1", ["Pop"]), True, (["Rock"], ["Rock"])),  # removed by hand (forced)
+        (fields(["Pop"], "tiny@1"), True, (["Pop", "Rock"], ["Rock"])),  # unrecorded: may be the user's
+    ],
+)
+def test_a_verdict_keeps_the_genres_that_are_not_genreclass_s_when_asked(state, keep, result):
+    assert with_verdict(state, ["Rock"], keep_others=keep) == result
+    genres, ours = result
+    after = fields(genres, "tiny@2", ours)
+    assert users_genres(after) == [g for g in genres if g not in ours]  # a later run tells them apart
 
 
 @pytest.mark.parametrize(
@@ -94,12 +127,22 @@ def test_whose_genres_a_track_carries(state, origin):
         (fields([], MODEL, confidence=0.2), "uncertain last time (0.200 < min_confidence 0.3)", False),
         (fields([], MODEL), "uncertain last time (0.000 < min_confidence 0.3)", False),  # no confidence stored
         (fields([], MODEL, confidence=0.35), None, False),  # the threshold was lowered below it
+        (fields(["Jazz", "Rock"], MODEL, ["Rock"], confidence=0.8), f"already classified by {MODEL}", False),
+        (fields(["Jazz", "Rock"], "tiny@1", ["Rock"]), None, False),  # a new model replaces its part only
+        (fields(["Jazz"], MODEL, [], confidence=0.8), "already has genres (Jazz)", True),  # nothing added
     ],
 )
 def test_why_a_track_is_skipped_and_whether_its_genres_are_the_users(state, reason, users):
     item = Item(**state)
     assert skip_reason(item, MODEL, 0.3) == reason
     assert user_tagged(item) is users
+
+
+def test_an_uncertain_track_without_genres_is_judged_again_once_a_fallback_is_set():
+    uncertain = Item(**fields([], MODEL, confidence=0.2))
+    assert skip_reason(uncertain, MODEL, 0.3, fallback="Unknown") is None
+    given = Item(**fields(["Unknown"], MODEL, ["Unknown"], confidence=0.2))  # it has it: skipped
+    assert skip_reason(given, MODEL, 0.3, fallback="Unknown").startswith("uncertain last time")
 
 
 def test_with_no_threshold_a_verdict_without_confidence_counts_as_done():
@@ -199,6 +242,9 @@ def settings_view(**values) -> confuse.ConfigView:
         ("auto", "sometimes", "'auto' must be a bool, not str"),
         ("map", ["Rock"], "'map' must be a mapping of model labels to genres, got ['Rock']"),
         ("map", {"Rock": ["a", "b"]}, "'map': Rock must map to a genre name or nothing, got ['a', 'b']"),
+        ("fallback", ["Rock", "Pop"], "'fallback' must be one genre name or empty, got ['Rock', 'Pop']"),
+        ("fallback", True, "'fallback' must be one genre name or empty, got True"),
+        ("keep_existing", "sometimes", "'keep_existing' must be a bool, not str"),
         ("model", "/nonexistent/model.onnx", "model file not found: /nonexistent/model.onnx"),
     ],
 )
@@ -217,6 +263,10 @@ def test_good_settings_are_read_typed():
     assert settings.model == str(bundled_model_path("fast"))
     assert read_settings(settings_view(workers="auto")).workers == len(os.sched_getaffinity(0))
     assert read_settings(settings_view(map=None)).rename == {}
+    assert (settings.fallback, settings.keep_existing) == ("", False)  # as today: nothing written, replaced
+    kept = read_settings(settings_view(fallback=" Unknown ", keep_existing=True))
+    assert (kept.fallback, kept.keep_existing) == ("Unknown", True)
+    assert read_settings(settings_view(fallback=None)).fallback == ""
 
 
 def test_no_model_setting_means_the_installed_model_else_the_bundled_default(tmp_path):
@@ -258,7 +308,10 @@ def test_a_misspelt_setting_is_named_with_the_setting_it_resembles():
         "'colour' is no genreclass setting; it is ignored",
         "'min_confidance' is no genreclass setting (did you mean 'min_confidence'?); it is ignored",
     ]
-    assert unknown_keys(settings_view(count=2)) == []
+    assert unknown_keys(settings_view(count=2, fallback="Unknown", keep_existing=True)) == []
+    assert unknown_keys(settings_view(keep_exisiting=True)) == [
+        "'keep_exisiting' is no genreclass setting (did you mean 'keep_existing'?); it is ignored"
+    ]
 
 
 def test_the_default_models_card_holds_the_written_genres_precision():

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from helpers.audio import tone, write_audio, write_tone
+from helpers.audio import tone, write_audio, write_damaged_mp3, write_tone
 from helpers.files import all_tags, digest, genres_in_file, set_tags
 from helpers.library import only_error
+from helpers.markers import needs_ffmpeg
 from helpers.models import build_tiny_model
 from mutagen.id3 import COMM, ID3, TALB, TDRC, TIT2, TPE1, TRCK, TXXX
 
@@ -98,6 +99,25 @@ def test_bad_files_fail_alone_and_good_files_change_only_their_genre(make_librar
         assert {k: v for k, v in after.items() if k not in GENRE_KEYS} == kept, name
     # The library entry of the deleted file is still there, unclassified: a rerun retries it.
     assert beets.field("genreclass_model").get("deleted.flac") in ("", "$genreclass_model")
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("workers", [0, 2], ids=["in beets", "decoder processes"])
+def test_a_damaged_mp3_is_reported_in_words_and_the_codec_stays_quiet(make_library, capfd, workers):
+    beets = make_library(workers=workers)
+    write_damaged_mp3(beets.music / "damaged.mp3")
+    write_tone(beets.music / "good.flac", 200.0, seconds=5.0)
+    beets.run("import", "-A", "-s", "-q", str(beets.music))
+    capfd.readouterr()
+    proc = beets.run("-v", "genreclass")
+    assert "1 classified" in proc.stdout and "1 failed" in proc.stdout, proc.stdout
+    path = beets.music / "damaged.mp3"
+    error = f"genreclass: {path}: truncated or damaged: libsndfile could not decode the MP3 data"
+    assert error in proc.stderr.splitlines()
+    # libsndfile's own words and libmpg123's are in the debug log (-v), after the error in words.
+    assert f"genreclass: {path}: libsndfile: Unspecified internal error.; codec: " in proc.stderr
+    # Nothing reached file descriptor 2 past beets' log: libmpg123 writes there itself.
+    assert capfd.readouterr().err == ""
 
 
 def _make_unwritable(path: Path) -> None:

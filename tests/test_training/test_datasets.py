@@ -95,15 +95,24 @@ def test_beets_library_items_with_genres(tmp_path):
         if model:
             item.genreclass_model = model  # genres the plugin guessed: not training data
         lib.add(item)
+    # keep_existing: the user's Blues, then the Jazz genreclass added; only Blues teaches.
+    kept = Item.from_path(str(write_tone(tmp_path / "kept.mp3", 300, seconds=1.0)))
+    kept.update({"genres": ["Blues", "Jazz"], "albumartist": "E", "genreclass_model": "genreclass@1"})
+    kept["genreclass_genres"] = "Jazz"  # as beets stores a list, read without the plugin's field types
+    lib.add(kept)
     tracks, left_out = load_beets(lib)
     # An item's genres are the set it may carry, not its first one.
-    assert sorted((t.genres, t.group) for t in tracks) == [(("Hip-Hop",), "artist-A"), (("Pop", "Rock"), "artist-B")]
+    assert sorted((t.genres, t.group) for t in tracks) == [
+        (("Blues",), "artist-E"),
+        (("Hip-Hop",), "artist-A"),
+        (("Pop", "Rock"), "artist-B"),
+    ]
     assert left_out == {"no genres": 1, "genres set by genreclass": 1}
     # With a vocabulary, the genres in it (spelt as it spells them); an item with none keeps its own.
     tracks, _ = load_beets(lib, vocabulary=["POP", "Hip-Hop"], include_predicted=True)
-    assert sorted(t.genres for t in tracks) == [("Hip-Hop",), ("Jazz",), ("POP",)]
+    assert sorted(t.genres for t in tracks) == [("Blues", "Jazz"), ("Hip-Hop",), ("Jazz",), ("POP",)]
     tracks, _ = load_beets(lib, spellings=["ROCK"])  # a known label's spelling wins
-    assert sorted(t.label for t in tracks) == ["Hip-Hop", "Pop; ROCK"]
+    assert sorted(t.label for t in tracks) == ["Blues", "Hip-Hop", "Pop; ROCK"]
 
 
 @pytest.mark.parametrize(

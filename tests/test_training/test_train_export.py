@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers.audio import tone, write_audio
+from helpers.audio import tone, write_audio, write_damaged_mp3, write_tone
+from helpers.markers import needs_ffmpeg
 
 from genre_model import Classifier, FrontendConfig, ModelInfo, classify_files, track_features, window_starts
 from genre_model.windows import MIN_TRACK_SECONDS
@@ -145,6 +146,19 @@ def test_a_track_shorter_than_one_window_trains_as_the_plugin_hears_it(tmp_path)
     # The cache stores float16: 0.03 dB of rounding at -70 dB.
     np.testing.assert_allclose(spectrogram, track_features(tmp_path / "short.wav", FE, 8)[0], atol=0.05)
     assert list(failures.values()) == [f"too short to classify: 0.50 s < {MIN_TRACK_SECONDS} s"]
+
+
+@needs_ffmpeg
+def test_a_damaged_file_is_left_out_in_words_without_codec_chatter(tmp_path, capfd):
+    """One decoding process (`workers` 1, as `beet genreclass-train` on one core): the features
+    are computed in this process, where libmpg123 would print its resync notes on stderr."""
+    good = str(write_tone(tmp_path / "good.flac", 300.0, seconds=5.0))
+    damaged = str(write_damaged_mp3(tmp_path / "damaged.mp3"))
+    inputs = LogMelInputs(tmp_path / "cache", FE, workers=1)
+    found, failures = inputs.training([good, damaged], log=lambda line: None)
+    assert failures == {damaged: "truncated or damaged: libsndfile could not decode the MP3 data"}
+    assert found[0] is not None and found[1] is None
+    assert capfd.readouterr().err == ""
 
 
 def test_lr_schedule_is_a_pure_function():

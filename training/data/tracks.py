@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
-from genre_model.provenance import learnable
+from genre_model.provenance import learnable, users_genres
 from training.data.genres import canonical_genre, genre_key
 from training.errors import DatasetError
 
@@ -210,7 +210,8 @@ def load_beets(
     `select_labels` to leave out or `training.data.genre_tree.roll_up` to merge). The group is the album
     artist, or on compilations the track's artist (`artist_group`), so a split never puts one artist
     on both sides. Items whose genres this plugin wrote are left out unless `include_predicted`: a model
-    must not learn its own guesses; genres the user changed since are the user's and are learnt from
+    must not learn its own guesses; genres the user changed since are the user's and are learnt from,
+    and of a track whose genres genreclass added to (`keep_existing`) only the user's part
     (`genre_model.provenance`). `spellings`: known labels (e.g. the current model's) whose spelling a
     genre equal up to case and punctuation takes ("POP" -> "Pop"). returns (tracks, {reason:
     count of items left out}).
@@ -229,6 +230,8 @@ def load_beets(
         if not include_predicted and not learnable(item):
             left_out["genres set by genreclass"] += 1
             continue
+        if not include_predicted:  # of a track whose genres genreclass added to, the user's part alone
+            genres = [canonical_genre(g, aliases, known) for g in users_genres(item) if g.strip()]
         in_vocabulary = [g for g in genres if genre_key(g) in keys]
         path = os.fsdecode(item.path)
         group = f"artist-{artist_group(item, va_name)}"
