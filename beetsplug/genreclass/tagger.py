@@ -22,7 +22,7 @@ from . import tags
 from .progress import Progress, stop_requests
 from .save_queue import SaveQueue
 from .settings import Settings
-from .units import Unit, group_units, user_tagged
+from .units import Unit, group_units, own_fields, user_tagged
 
 # Summary keys, in the order the summary line gives them.
 OUTCOMES = ("classified", "unchanged", "uncertain", "skipped", "failed")
@@ -35,18 +35,19 @@ def label(item: Item) -> str:
 
 def skip_reason(item: Item, model_id: str, min_confidence: float) -> str | None:
     """Why `item` needs no classifying by model `model_id` (None: it does)."""
-    origin = genres_origin(item)
-    recorded = "; ".join(item.get(GENRES_FIELD) or [])
+    fields = own_fields(item)
+    origin = genres_origin(fields)
+    recorded = "; ".join(fields.get(GENRES_FIELD) or [])
     if origin is Origin.USER:
-        if item.get(MODEL_FIELD):
+        if fields.get(MODEL_FIELD):
             return f"its genres were changed by hand ({'; '.join(item.genres)}; genreclass wrote {recorded})"
         return f"already has genres ({'; '.join(item.genres)})"
     if origin is Origin.CLEARED:
         return f"its genres were removed by hand (genreclass wrote {recorded})"
     if origin is Origin.UNRECORDED:
         return f"classified by an earlier genreclass that did not record its genres ({'; '.join(item.genres)})"
-    if item.get(MODEL_FIELD) == model_id:
-        confidence = float(item.get(CONFIDENCE_FIELD) or 0.0)
+    if fields.get(MODEL_FIELD) == model_id:
+        confidence = float(fields.get(CONFIDENCE_FIELD) or 0.0)
         if confidence < min_confidence:  # found uncertain before, and the threshold is no lower now
             return f"uncertain last time ({confidence:.3f} < min_confidence {min_confidence:g})"
         if item.get("genres"):
@@ -56,7 +57,8 @@ def skip_reason(item: Item, model_id: str, min_confidence: float) -> str | None:
 
 def corrected(item: Item) -> bool:
     """The user changed (or removed) genres that genreclass wrote."""
-    return bool(item.get(MODEL_FIELD)) and genres_origin(item) in (Origin.USER, Origin.CLEARED)
+    fields = own_fields(item)
+    return bool(fields.get(MODEL_FIELD)) and genres_origin(fields) in (Origin.USER, Origin.CLEARED)
 
 
 def summary_line(tracks: Counter, albums: Counter | None = None) -> str:
@@ -215,7 +217,7 @@ class Tagger:
         item[MODEL_FIELD] = self.model_id
         if genres:
             item[GENRES_FIELD] = list(genres)
-        elif GENRES_FIELD in item:
+        elif own_fields(item).get(GENRES_FIELD) is not None:  # not an album's, which `del` cannot reach
             del item[GENRES_FIELD]
 
     def _uncertain(self, name: str, items: list[Item], prediction: TrackPrediction, ranked: str, pretend: bool) -> str:

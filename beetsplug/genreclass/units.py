@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from beets import config as beets_config
 from beets.library import Album, Item
 
-from genre_model.provenance import Origin, genres_origin
+from genre_model.provenance import FIELDS, Origin, genres_origin
 
 
 @dataclasses.dataclass
@@ -30,10 +30,20 @@ def is_compilation(album: Album) -> bool:
     return bool(album.get("comp")) or album.get("albumartist") == beets_config["va_name"].as_str()
 
 
+def own_fields(model: Item | Album) -> Item | Album | dict:
+    """The genres and verdict fields `model` itself holds. beets' `Item.get` falls back to the
+    album's fields: a track of a classified album that was not given the verdict (it could not
+    be decoded) would otherwise show the album's record beside its own empty genres, and look
+    like a track whose genres were removed by hand."""
+    if isinstance(model, Item):
+        return {key: model.get(key, with_album=False) for key in ("genres", *FIELDS)}
+    return model
+
+
 def user_tagged(item: Item | Album) -> bool:
     """The track's genres are not genreclass's to replace: set or changed (removed too) by the
     user or another tool, or set by a version that did not record what it wrote."""
-    return genres_origin(item) in (Origin.USER, Origin.CLEARED, Origin.UNRECORDED)
+    return genres_origin(own_fields(item)) in (Origin.USER, Origin.CLEARED, Origin.UNRECORDED)
 
 
 def group_units(items: Iterable[Item], source: str) -> list[Unit]:

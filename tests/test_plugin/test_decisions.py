@@ -169,6 +169,18 @@ def test_the_compilation_name_is_beets_va_name_and_a_lost_album_leaves_its_track
     assert titles(group_units([orphan[0]], "album")) == [(False, ["Orphan 0"])]
 
 
+def test_an_albums_verdict_record_does_not_make_its_other_tracks_look_corrected(helper):
+    """beets' Item.get falls back to the album's fields: a track the album's verdict did not reach
+    (it could not be decoded) must not read as one whose genres were removed by hand."""
+    tracks = add_album(helper, "Ann", 2)
+    album = tracks[0].get_album()
+    album.update({"genres": ["Low"], "genreclass_model": MODEL, "genreclass_genres": "Low"})  # as stored
+    album.store(inherit=False)
+    fresh = helper.lib.get_item(tracks[1].id)
+    assert fresh.get("genreclass_model") == MODEL  # what beets shows: the album's
+    assert not user_tagged(fresh) and skip_reason(fresh, MODEL, 0.3) is None
+
+
 # -- settings ----------------------------------------------------------------------------------
 
 
