@@ -24,10 +24,10 @@ from beets.plugins import BeetsPlugin
 from genre_model import Classifier, DecoderPool, ModelError
 from genre_model.provenance import CONFIDENCE_FIELD, FIELDS, GENRES_FIELD, MODEL_FIELD
 
-from . import tags
+from . import failures, tags
 from .run_lock import LibraryBusy, RunLock, command_line
 from .settings import DEFAULTS, SOURCES, Settings, check_rename, read_settings, setting_error, unknown_keys
-from .tagger import Tagger
+from .tagger import TRACK_CONFIDENCE_FIELD, TRACK_FIELDS, TRACK_GENRE_FIELD, Tagger
 from .train_command import add_options, train_command
 
 _FIELD_TYPES = {
@@ -36,10 +36,18 @@ _FIELD_TYPES = {
     MODEL_FIELD: types.STRING,
     GENRES_FIELD: types.MULTI_VALUE_DSV,  # a list, as `genres` itself
 }
+# A track's own verdict beside its album's (or artist's), and a file that could not be decoded.
+_TRACK_TYPES = {
+    TRACK_GENRE_FIELD: types.STRING,
+    TRACK_CONFIDENCE_FIELD: types.Float(3),
+    failures.FAILED_FIELD: types.STRING,
+    failures.FAILED_MTIME_FIELD: types.STRING,  # nanoseconds, as text (see `failures`)
+    failures.FAILED_SIZE_FIELD: types.INTEGER,
+}
 
 
 class GenreClassPlugin(BeetsPlugin):
-    item_types = _FIELD_TYPES
+    item_types = {**_FIELD_TYPES, **_TRACK_TYPES}
     album_types = _FIELD_TYPES
 
     def __init__(self) -> None:
@@ -198,7 +206,8 @@ class GenreClassPlugin(BeetsPlugin):
     def _save_later(self, item: Item, needs_tag: bool) -> None:
         """Store the verdict now; its tag is written once the file is in place (`import_task_files`)."""
         before = item.get_fresh_from_db()
-        snapshot = {key: before.get(key) for key in ("genres", *FIELDS)}
+        # The track's own fields, not its album's (`units.own_fields`).
+        snapshot = {key: before.get(key, with_album=False) for key in ("genres", *FIELDS, *TRACK_FIELDS)}
         tags.store(item)
         if needs_tag:
             with self._lock:
@@ -209,6 +218,10 @@ class GenreClassPlugin(BeetsPlugin):
         the originals when the library uses them in place), as ``import.write`` says."""
         write = ui.should_write()
         for item in task.imported_items():
+            # A file that failed is remembered as the library now holds it (a copy, or beets' own
+            # tags written into it), so that reruns skip it until it changes.
+            if failures.restamp(item):
+                tags.store(item)
             with self._lock:
                 if item.id not in self._unwritten:
                     continue
@@ -225,7 +238,7 @@ class GenreClassPlugin(BeetsPlugin):
                 for key, value in before.items():
                     if value is not None:
                         item[key] = value
-                    elif key in item:  # a genreclass field the item did not have
+                    elif item.get(key, with_album=False) is not None:  # a genreclass field the item did not have
                         del item[key]
                 tags.store(item)
 

@@ -2,14 +2,14 @@
 
 Albums are judged as one because beets users think of genre as an album property (lastgenre's
 default ``source: album``): one record should not come out Rock, Pop and Electronic track by
-track. Singletons and compilations ("Various Artists", ``comp``) stay per track: their tracks
-need not share a genre.
+track. Singletons and compilations ("Various Artists", ``comp``) stay per track in album mode:
+their tracks need not share a genre.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 
 from beets import config as beets_config
 from beets.library import Album, Item
@@ -19,10 +19,23 @@ from genre_model.provenance import FIELDS, Origin, genres_origin
 
 @dataclasses.dataclass
 class Unit:
-    """Tracks that get one verdict: every track of `album`, or one track (`album` None)."""
+    """Tracks that get one verdict.
+
+    kind: "album" for tracks pooled into one verdict; None for one track judged alone.
+    key: the group's identity (an album's id), so that a run's summary counts an album once,
+    however many import tasks it came in. name: how results name the group. albums: the albums
+    whose own ``genres`` field follows the verdict.
+    """
 
     items: list[Item]
-    album: Album | None = None
+    kind: str | None = None
+    key: Hashable = None
+    name: str = ""
+    albums: list[Album] = dataclasses.field(default_factory=list)
+
+    @property
+    def alone(self) -> bool:
+        return self.kind is None
 
 
 def is_compilation(album: Album) -> bool:
@@ -52,6 +65,7 @@ def group_units(items: Iterable[Item], source: str) -> list[Unit]:
     source "album": an item of a (non-compilation) album brings in every track of that album,
     so that `beet genreclass artist:X` judges X's albums whole; the caller's `Item` objects are
     used where they are among them (an import task's items, whose files are written later).
+    source "track": one unit per item.
     """
     if source == "track":
         return [Unit([item]) for item in items]
@@ -64,8 +78,10 @@ def group_units(items: Iterable[Item], source: str) -> list[Unit]:
         if album_id is not None and album_id not in albums:
             album = item.get_album()
             whole = album is not None and not is_compilation(album)
-            albums[album_id] = Unit([given.get(t.id, t) for t in album.items()], album) if whole else None
+            albums[album_id] = None
             if whole:
+                tracks = [given.get(t.id, t) for t in album.items()]
+                albums[album_id] = Unit(tracks, "album", ("album", album.id), format(album), [album])
                 units.append(albums[album_id])
         if album_id is None or albums[album_id] is None:
             units.append(Unit([item]))

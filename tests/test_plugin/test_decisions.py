@@ -127,7 +127,7 @@ def add_album(helper, artist: str, n: int, comp: bool = False, album: str | None
 
 
 def titles(units) -> list[tuple[bool, list[str]]]:
-    return [(u.album is not None, [i.title for i in u.items]) for u in units]
+    return [(u.kind == "album", [i.title for i in u.items]) for u in units]
 
 
 def test_albums_are_judged_whole_and_compilations_and_singletons_per_track(helper):
