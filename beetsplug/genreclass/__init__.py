@@ -6,7 +6,9 @@ library (`beet genreclass-train`) lives in `training.pipelines.retrain`, importe
 With ``auto: yes`` the import stage classifies each task's items and stores the verdicts in
 the library; the genre tag is written into the files only at ``import_task_files``, after
 beets has copied or moved them, so a user's original files never change on import (unless
-the library uses them in place and ``import.write`` asks for tags).
+the library uses them in place and ``import.write`` asks for tags). With ``source: artist``
+the tracks of one artist may come in many tasks: they are judged together when the import
+ends, in the files the library then holds.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class GenreClassPlugin(BeetsPlugin):
         # the fields it had before, restored if the tag cannot be written.
         self._unwritten: dict[int, dict] = {}
         self._lock = threading.Lock()
+        # `source: artist` on import: the ids of the imported items, judged when the import ends.
+        self._imported_ids: list[int] = []
         self._run_lock: RunLock | None = None  # one writing run per library (`run_lock`)
         # Always registered (reading `auto` here could not report a bad value): the stage
         # checks `auto` itself, from settings validated at `import_begin`.
@@ -122,7 +126,8 @@ class GenreClassPlugin(BeetsPlugin):
             "\n\nListen to each matching track (a few 3-second windows spread over it), vote over"
             "\nthe windows and set its 'genres' field. With 'source: album' (the default) the"
             "\nwhole album of each matching track gets one verdict, the mean of its tracks', set on"
-            "\nthe album and its tracks; singletons and compilations are judged per track. Tracks"
+            "\nthe album and its tracks; singletons and compilations are judged per track. With"
+            "\n'source: artist' the matching tracks of each artist get one verdict. Tracks"
             "\n(albums) that already have genres, that this model has classified, or that it found"
             "\nuncertain (no genre reaching min_confidence) are skipped unless --force is given;"
             "\n--pretend lists them with the reason. In an album, tracks with genres of your own"
@@ -137,7 +142,8 @@ class GenreClassPlugin(BeetsPlugin):
         cmd.parser.add_option("-W", "--nowrite", action="store_true", dest="nowrite", default=False,
                               help="store the genres in the library database only")  # fmt: skip
         cmd.parser.add_option("-s", "--source", choices=SOURCES, default=None,
-                              help="album: one verdict per album from all its tracks; track: each track its own "
+                              help="album: one verdict per album from all its tracks; artist: one per artist from "
+                                   "the matching tracks; track: each track its own "
                                    "(default: the 'source' setting, as lastgenre's -s)")  # fmt: skip
         cmd.func = self.command
         train = ui.Subcommand("genreclass-train", help="train a genre model on this library's own genres")
@@ -193,6 +199,10 @@ class GenreClassPlugin(BeetsPlugin):
         """Classify the task's items and store the verdicts; their files are not written yet."""
         if not self._auto():
             return
+        if self.settings().source == "artist":  # an artist's tracks may come in later tasks
+            with self._lock:
+                self._imported_ids += [item.id for item in task.imported_items()]
+            return
         self.tagger().run(
             task.imported_items(),
             force=self.settings().force,
@@ -243,8 +253,28 @@ class GenreClassPlugin(BeetsPlugin):
                 tags.store(item)
 
     def import_end(self, lib, paths) -> None:
-        """The import's summary, on stdout like the rest of the import's report."""
-        if self._tagger is not None and self._auto():
-            ui.print_(f"genreclass: {self._tagger.summary_line()}")
-        if self._run_lock is not None:
-            self._run_lock.release()
+        """With `source: artist`, judge the imported tracks by artist now that every task is in
+        the library; then the import's summary, on stdout like the rest of the import's report."""
+        try:
+            if self._tagger is not None and self._auto():
+                if self._imported_ids:
+                    self._judge_imported_artists(lib)
+                ui.print_(f"genreclass: {self._tagger.summary_line()}")
+        finally:
+            if self._run_lock is not None:
+                self._run_lock.release()
+
+    def _judge_imported_artists(self, lib) -> None:
+        """The imported tracks, as the library holds them now (moved or copied; those an import
+        replaced or removed are gone), pooled by artist; tags written as ``import.write`` says."""
+        with self._lock:
+            ids, self._imported_ids = self._imported_ids, []
+        items = [item for item in map(lib.get_item, ids) if item is not None]
+        write = ui.should_write()
+        self.tagger().run(
+            items,
+            force=self.settings().force,
+            pretend=False,
+            save=lambda item, needs_tag: tags.save(item, write and needs_tag),
+            show_skipped=False,
+        )

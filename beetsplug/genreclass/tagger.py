@@ -354,6 +354,9 @@ class Tagger:
             f"  {'would be ' if pretend else ''}{'; '.join(genres)} on {plural(len(targets), 'track')} ({ranked})"
             + "".join(f"; {note}" for note in notes)
         )
+        if unit.kind == "artist" and albums:  # the line above says whether it is done or pretended
+            names = "; ".join(album.get("album") or format(album) for album in albums)
+            ui.print_(f"  and on {'the album' if len(albums) == 1 else 'the albums'} {names}")
         for item in kept:  # the user's own genres stay, and the output says so
             ui.print_(f"  {label(item)}: keeps {'; '.join(item.genres) or 'no genres'}: {skip_reason(item, '', 0)}")
         self._show_tracks(decoded, own)
