@@ -16,6 +16,7 @@ import argparse
 import concurrent.futures as cf
 import csv
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -154,7 +155,8 @@ def main() -> None:
             proc = subprocess.run([beet, "genreclass", "-w", "-f"], env=env, capture_output=True, text=True, check=True)
             t_c = time.perf_counter() - start
             summary = proc.stdout.strip().splitlines()[-1]  # results, the summary last, go to stdout
-            if f"{n} classified" not in summary:  # every track decoded, classified and its tags written
+            # Every track decoded, classified and its tags written ("N tracks classified"; "N classified" before 0.3).
+            if not re.search(rf"\b{n} (tracks )?classified", summary):
                 raise RuntimeError(f"beet genreclass did not classify every track: {summary}")
         finally:
             shutil.rmtree(lib)  # the throw-away library, also when a step fails

@@ -6,7 +6,9 @@ library (`beet genreclass-train`) lives in `training.pipelines.retrain`, importe
 With ``auto: yes`` the import stage classifies each task's items and stores the verdicts in
 the library; the genre tag is written into the files only at ``import_task_files``, after
 beets has copied or moved them, so a user's original files never change on import (unless
-the library uses them in place and ``import.write`` asks for tags).
+the library uses them in place and ``import.write`` asks for tags). With ``source: artist``
+the tracks of one artist may come in many tasks: they are judged together when the import
+ends, in the files the library then holds.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from beets.plugins import BeetsPlugin
 from genre_model import Classifier, DecoderPool, ModelError
 from genre_model.provenance import CONFIDENCE_FIELD, FIELDS, GENRES_FIELD, MODEL_FIELD
 
-from . import tags
+from . import failures, tags
 from .run_lock import LibraryBusy, RunLock, command_line
 from .settings import DEFAULTS, SOURCES, Settings, check_rename, read_settings, setting_error, unknown_keys
-from .tagger import Tagger
+from .tagger import TRACK_CONFIDENCE_FIELD, TRACK_FIELDS, TRACK_GENRE_FIELD, Tagger
 from .train_command import add_options, train_command
 
 _FIELD_TYPES = {
@@ -36,10 +38,18 @@ _FIELD_TYPES = {
     MODEL_FIELD: types.STRING,
     GENRES_FIELD: types.MULTI_VALUE_DSV,  # a list, as `genres` itself
 }
+# A track's own verdict beside its album's (or artist's), and a file that could not be decoded.
+_TRACK_TYPES = {
+    TRACK_GENRE_FIELD: types.STRING,
+    TRACK_CONFIDENCE_FIELD: types.Float(3),
+    failures.FAILED_FIELD: types.STRING,
+    failures.FAILED_MTIME_FIELD: types.STRING,  # nanoseconds, as text (see `failures`)
+    failures.FAILED_SIZE_FIELD: types.INTEGER,
+}
 
 
 class GenreClassPlugin(BeetsPlugin):
-    item_types = _FIELD_TYPES
+    item_types = {**_FIELD_TYPES, **_TRACK_TYPES}
     album_types = _FIELD_TYPES
 
     def __init__(self) -> None:
@@ -52,6 +62,8 @@ class GenreClassPlugin(BeetsPlugin):
         # the fields it had before, restored if the tag cannot be written.
         self._unwritten: dict[int, dict] = {}
         self._lock = threading.Lock()
+        # `source: artist` on import: the ids of the imported items, judged when the import ends.
+        self._imported_ids: list[int] = []
         self._run_lock: RunLock | None = None  # one writing run per library (`run_lock`)
         # Always registered (reading `auto` here could not report a bad value): the stage
         # checks `auto` itself, from settings validated at `import_begin`.
@@ -114,7 +126,8 @@ class GenreClassPlugin(BeetsPlugin):
             "\n\nListen to each matching track (a few 3-second windows spread over it), vote over"
             "\nthe windows and set its 'genres' field. With 'source: album' (the default) the"
             "\nwhole album of each matching track gets one verdict, the mean of its tracks', set on"
-            "\nthe album and its tracks; singletons and compilations are judged per track. Tracks"
+            "\nthe album and its tracks; singletons and compilations are judged per track. With"
+            "\n'source: artist' the matching tracks of each artist get one verdict. Tracks"
             "\n(albums) that already have genres, that this model has classified, or that it found"
             "\nuncertain (no genre reaching min_confidence) are skipped unless --force is given;"
             "\n--pretend lists them with the reason. In an album, tracks with genres of your own"
@@ -129,7 +142,8 @@ class GenreClassPlugin(BeetsPlugin):
         cmd.parser.add_option("-W", "--nowrite", action="store_true", dest="nowrite", default=False,
                               help="store the genres in the library database only")  # fmt: skip
         cmd.parser.add_option("-s", "--source", choices=SOURCES, default=None,
-                              help="album: one verdict per album from all its tracks; track: each track its own "
+                              help="album: one verdict per album from all its tracks; artist: one per artist from "
+                                   "the matching tracks; track: each track its own "
                                    "(default: the 'source' setting, as lastgenre's -s)")  # fmt: skip
         cmd.func = self.command
         train = ui.Subcommand("genreclass-train", help="train a genre model on this library's own genres")
@@ -185,6 +199,10 @@ class GenreClassPlugin(BeetsPlugin):
         """Classify the task's items and store the verdicts; their files are not written yet."""
         if not self._auto():
             return
+        if self.settings().source == "artist":  # an artist's tracks may come in later tasks
+            with self._lock:
+                self._imported_ids += [item.id for item in task.imported_items()]
+            return
         self.tagger().run(
             task.imported_items(),
             force=self.settings().force,
@@ -198,7 +216,8 @@ class GenreClassPlugin(BeetsPlugin):
     def _save_later(self, item: Item, needs_tag: bool) -> None:
         """Store the verdict now; its tag is written once the file is in place (`import_task_files`)."""
         before = item.get_fresh_from_db()
-        snapshot = {key: before.get(key) for key in ("genres", *FIELDS)}
+        # The track's own fields, not its album's (`units.own_fields`).
+        snapshot = {key: before.get(key, with_album=False) for key in ("genres", *FIELDS, *TRACK_FIELDS)}
         tags.store(item)
         if needs_tag:
             with self._lock:
@@ -209,6 +228,10 @@ class GenreClassPlugin(BeetsPlugin):
         the originals when the library uses them in place), as ``import.write`` says."""
         write = ui.should_write()
         for item in task.imported_items():
+            # A file that failed is remembered as the library now holds it (a copy, or beets' own
+            # tags written into it), so that reruns skip it until it changes.
+            if failures.restamp(item):
+                tags.store(item)
             with self._lock:
                 if item.id not in self._unwritten:
                     continue
@@ -225,13 +248,33 @@ class GenreClassPlugin(BeetsPlugin):
                 for key, value in before.items():
                     if value is not None:
                         item[key] = value
-                    elif key in item:  # a genreclass field the item did not have
+                    elif item.get(key, with_album=False) is not None:  # a genreclass field the item did not have
                         del item[key]
                 tags.store(item)
 
     def import_end(self, lib, paths) -> None:
-        """The import's summary, on stdout like the rest of the import's report."""
-        if self._tagger is not None and self._auto():
-            ui.print_(f"genreclass: {self._tagger.summary_line()}")
-        if self._run_lock is not None:
-            self._run_lock.release()
+        """With `source: artist`, judge the imported tracks by artist now that every task is in
+        the library; then the import's summary, on stdout like the rest of the import's report."""
+        try:
+            if self._tagger is not None and self._auto():
+                if self._imported_ids:
+                    self._judge_imported_artists(lib)
+                ui.print_(f"genreclass: {self._tagger.summary_line()}")
+        finally:
+            if self._run_lock is not None:
+                self._run_lock.release()
+
+    def _judge_imported_artists(self, lib) -> None:
+        """The imported tracks, as the library holds them now (moved or copied; those an import
+        replaced or removed are gone), pooled by artist; tags written as ``import.write`` says."""
+        with self._lock:
+            ids, self._imported_ids = self._imported_ids, []
+        items = [item for item in map(lib.get_item, ids) if item is not None]
+        write = ui.should_write()
+        self.tagger().run(
+            items,
+            force=self.settings().force,
+            pretend=False,
+            save=lambda item, needs_tag: tags.save(item, write and needs_tag),
+            show_skipped=False,
+        )

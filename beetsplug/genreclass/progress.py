@@ -59,13 +59,17 @@ class Progress:
         self.on_terminal = total > 0 and self.stream.isatty()
         self.started = self.last = time.monotonic()
         self.drawn = False
+        self.done = 0
+        self.logged = False  # a periodic line was logged: the run's end gets one too
 
     def rate(self, done: int) -> float:
         """Tracks per second since the run started."""
         return done / max(time.monotonic() - self.started, 1e-9)
 
     def update(self, done: int) -> None:
+        """`done` of `total` tracks are decoded (and judged)."""
         now = time.monotonic()
+        self.done = done
         if self.on_terminal:
             if now - self.last < self.REDRAW_S and done < self.total:
                 return
@@ -73,14 +77,25 @@ class Progress:
             filled = self.BAR_WIDTH * done // self.total
             left = (self.total - done) / rate if rate > 0 else 0.0
             self.stream.write(
-                f"\r\x1b[Kgenreclass: [{'#' * filled}{'.' * (self.BAR_WIDTH - filled)}] {done}/{self.total} tracks, "
+                f"\r\x1b[Kgenreclass: [{'#' * filled}{'.' * (self.BAR_WIDTH - filled)}] {done}/{self.total} tracks decoded, "
                 f"{rate:.1f} tracks/s, {int(left // 60)}:{int(left % 60):02d} left"
             )
             self.stream.flush()
             self.drawn, self.last = True, now
         elif now - self.last > PROGRESS_EVERY_S and done < self.total:
-            self.log.info("{}/{} tracks ({:.1f} tracks/s)", done, self.total, self.rate(done))
+            self._log_line(done)
             self.last = now
+
+    def _log_line(self, done: int) -> None:
+        self.log.info("{}/{} tracks decoded ({:.1f} tracks/s)", done, self.total, self.rate(done))
+        self.logged = True
+
+    def finish(self) -> None:
+        """The run is over: erase the bar; in a log that had progress lines, one last line, so
+        that its last word is not a count short of the total (a run of 43 ending on '36/43')."""
+        self.clear()
+        if self.logged and not self.on_terminal:
+            self._log_line(self.done)
 
     def clear(self) -> None:
         """Erase the bar so that a line starts on a clean line (it is redrawn on the next update)."""

@@ -41,14 +41,15 @@ DEFAULTS = {
     "batch_size": 8,
     "workers": "auto",
     # "album": one verdict per album, from all its tracks (as lastgenre's default `source: album`);
-    # singletons and compilations stay per track. "track": each track its own.
+    # singletons and compilations stay per track. "artist": one verdict per artist, from the
+    # run's tracks of that artist. "track": each track its own.
     "source": "album",
     # Model label -> the genre to write instead ("" or null: never write it; the next most
     # probable label takes its place). Checked against the model's labels when it loads.
     "map": {},
 }
 
-SOURCES: tuple[str, ...] = ("album", "track")
+SOURCES: tuple[str, ...] = ("album", "artist", "track")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -170,7 +170,7 @@ def add_album(helper, artist: str, n: int, comp: bool = False, album: str | None
 
 
 def titles(units) -> list[tuple[bool, list[str]]]:
-    return [(u.album is not None, [i.title for i in u.items]) for u in units]
+    return [(u.kind == "album", [i.title for i in u.items]) for u in units]
 
 
 def test_albums_are_judged_whole_and_compilations_and_singletons_per_track(helper):
@@ -212,6 +212,40 @@ def test_the_compilation_name_is_beets_va_name_and_a_lost_album_leaves_its_track
     assert titles(group_units([orphan[0]], "album")) == [(False, ["Orphan 0"])]
 
 
+def test_by_artist_the_given_tracks_of_one_artist_are_one_unit(helper):
+    deep = add_album(helper, "Ann", 2, album="Deep")
+    bright = add_album(helper, "Ann", 2, album="Bright")
+    mix = add_album(helper, "Mixtape", 2, comp=True)  # track artist "Mixtape"; its tracks' own artists below
+    mix[0].artist, mix[1].artist = "ann", "Cid"  # "ann" is Ann: names are compared case-folded
+    for item in mix:
+        item.store()
+    single = helper.add_item(title="single", artist="Bob")
+    nobody = helper.add_item(title="nobody", artist="")
+    units = group_units([deep[0], deep[1], bright[0], mix[0], mix[1], single, nobody], "artist")
+    assert [(u.kind, u.name, [i.title for i in u.items]) for u in units] == [
+        ("artist", "Ann (artist)", ["Ann 0", "Ann 1", "Ann 0", "Mixtape 0"]),  # Bright's other track not pulled in
+        ("artist", "Cid (artist)", ["Mixtape 1"]),
+        ("artist", "Bob (artist)", ["single"]),
+        (None, "", ["nobody"]),  # no artist: judged alone
+    ]
+    # An album follows its artist's verdict only when all its tracks are in the unit.
+    assert [album.album for album in units[0].albums] == ["Deep"]
+    assert units[0].albums[0].id == deep[0].album_id and units[1].albums == []
+    assert units[0].key == units[0].key and units[0].key != units[1].key
+
+
+def test_an_albums_verdict_record_does_not_make_its_other_tracks_look_corrected(helper):
+    """beets' Item.get falls back to the album's fields: a track the album's verdict did not reach
+    (it could not be decoded) must not read as one whose genres were removed by hand."""
+    tracks = add_album(helper, "Ann", 2)
+    album = tracks[0].get_album()
+    album.update({"genres": ["Low"], "genreclass_model": MODEL, "genreclass_genres": "Low"})  # as stored
+    album.store(inherit=False)
+    fresh = helper.lib.get_item(tracks[1].id)
+    assert fresh.get("genreclass_model") == MODEL  # what beets shows: the album's
+    assert not user_tagged(fresh) and skip_reason(fresh, MODEL, 0.3) is None
+
+
 # -- settings ----------------------------------------------------------------------------------
 
 
@@ -236,7 +270,7 @@ def settings_view(**values) -> confuse.ConfigView:
         ("workers", -1, "'workers' must be 'auto' or a number >= 0, got -1"),
         ("workers", True, "'workers' must be 'auto' or a number >= 0, got True"),  # a bool is no count
         ("workers", "many", "'workers' must be 'auto' or a number >= 0, got 'many'"),
-        ("source", "artist", "'source' must be one of ['album', 'track'], not 'artist'"),
+        ("source", "artists", "'source' must be one of ['album', 'artist', 'track'], not 'artists'"),
         ("vote", "loudest", "'vote' must be one of ['mean', 'majority'], not 'loudest'"),
         ("device", "tpu", "'device' must be one of ['auto', 'cpu', 'cuda'], not 'tpu'"),
         ("auto", "sometimes", "'auto' must be a bool, not str"),

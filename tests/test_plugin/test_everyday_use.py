@@ -51,7 +51,7 @@ def test_import_with_copy_and_write_leaves_the_originals_byte_identical(music, s
         assert genres_in_file(path) == genres[path.name].split(", ") == [heard_genre(path)], path.name
     assert set(music.field("genreclass_model").values()) == {"tiny@1"}
     # A normal-verbosity import shows genreclass's results and summary on stdout.
-    assert "genreclass: 4 classified, 0 unchanged, 0 uncertain, 0 skipped, 0 failed" in proc.stdout
+    assert "genreclass: 4 tracks classified; 4 tracks decoded in" in proc.stdout
     assert proc.stdout.count("  Low (Low 1.00") == 2
 
 
@@ -104,7 +104,7 @@ def test_results_go_to_stdout_and_an_empty_query_says_so(music):
     music.settings["genreclass"]["auto"] = False
     music.run("import", "-A", "-q", str(music.music))
     proc = music.run("genreclass", "--pretend")
-    assert "would be Low (Low 1.00" in proc.stdout and "pretend: 4 classified" in proc.stdout
+    assert "would be Low (Low 1.00" in proc.stdout and "pretend: 4 tracks classified" in proc.stdout
     assert proc.stderr == ""
     proc = music.run("genreclass", "title:nothing-has-this-title")
     assert proc.stdout.strip() == "genreclass: no tracks match 'title:nothing-has-this-title'"
@@ -127,7 +127,7 @@ def test_an_uncertain_track_is_recorded_and_skipped_until_the_threshold_drops(ma
     assert "2 skipped" in rerun.stdout and "skipped: uncertain last time" in rerun.stdout
     beets.settings["genreclass"]["min_confidence"] = 0.5
     lowered = beets.run("genreclass")
-    assert "2 classified" in lowered.stdout
+    assert "2 tracks classified" in lowered.stdout
 
 
 def test_import_pool_is_made_once_for_many_tasks(music):
@@ -206,7 +206,7 @@ def test_run_sh_installs_this_checkout_names_each_skipped_track_and_forces(tmp_p
     forced = subprocess.run([*run_sh, "--force"], capture_output=True, text=True, env=env, timeout=300)
     assert forced.returncode == 0, forced.stderr
     assert "installing" not in forced.stderr  # the checkout did not change: no second install
-    assert "would be High" in forced.stdout and "pretend: 2 classified" in forced.stdout
+    assert "would be High" in forced.stdout and "pretend: 2 tracks classified" in forced.stdout
 
 
 def test_write_and_nowrite_together_are_refused_and_a_misspelt_key_is_warned_about(music):

@@ -46,7 +46,7 @@ def test_the_installed_beet_script_loads_the_plugin_and_exits_1_on_a_bad_setting
     # The one place the `beet` entry point itself runs these commands; everything else runs them in-process.
     imported(library)
     proc = library.run_process("genreclass")
-    assert "\ngenreclass: 8 classified, 0 unchanged, 0 uncertain, 0 skipped, 0 failed in " in proc.stdout
+    assert "\ngenreclass: 8 tracks classified; 8 tracks decoded in " in proc.stdout
     assert proc.stdout.count("  Low (Low 1.00") == proc.stdout.count("  High (High 1.00") == 4
     for path in library.music.iterdir():
         assert genres_in_file(path) == (["Low"] if path.name.startswith("low") else ["High"]), path.name
@@ -63,7 +63,7 @@ def test_pretend_changes_no_byte_and_no_database_entry(library):
     proc = library.run("genreclass", "--pretend")
     text = proc.stdout + proc.stderr
     assert "Low 1.00" in text and "High 1.00" in text
-    assert "pretend: 8 classified" in text
+    assert "pretend: 8 tracks classified" in text
     assert {p.name: digest(p) for p in library.music.iterdir()} == before
     assert digest(library.root / "library.db") == db_before
 
@@ -74,14 +74,14 @@ def test_existing_genres_kept_unless_forced_and_rerun_resumes(library):
     library.run("modify", "-y", "-w", f"path:{jazz}", "genres=Jazz")
     assert genres_in_file(jazz) == ["Jazz"]
     proc = library.run("genreclass")
-    assert "7 classified" in proc.stdout and "1 skipped" in proc.stdout
+    assert "genreclass: 7 tracks classified, 1 skipped; 7 tracks decoded" in proc.stdout
     assert genres_in_file(jazz) == ["Jazz"]
     assert genres_in_file(library.music / "low.mp3") == ["Low"]
     # A rerun finds every track done by this model (or carrying the user's genre): it resumes.
     again = library.run("genreclass")
-    assert "0 classified" in again.stdout and "8 skipped" in again.stdout
+    assert "genreclass: 0 tracks classified, 8 skipped\n" in again.stdout
     forced = library.run("genreclass", "-f", f"path:{jazz}")
-    assert "1 classified" in forced.stdout
+    assert "genreclass: 1 track classified;" in forced.stdout
     assert genres_in_file(jazz) == ["Low"]
 
 
@@ -102,10 +102,10 @@ def test_corrupt_file_is_reported_and_the_others_tagged(library):
     library.settings["genreclass"]["workers"] = 2
     proc = library.run("genreclass")
     assert f"{broken}: not a readable audio file" in proc.stderr
-    assert "7 classified" in proc.stdout and "1 failed" in proc.stdout
+    assert "genreclass: 7 tracks classified, 1 failed; 8 tracks decoded" in proc.stdout
     assert digest(broken) == before
     assert genres_in_file(library.music / "high.flac") == ["High"]
-    assert library.field("genreclass_model")["high.mp3"] in ("", "$genreclass_model")  # unset: retried next run
+    assert library.field("genreclass_model")["high.mp3"] in ("", "$genreclass_model")  # no verdict recorded
 
 
 def test_count_and_min_confidence(library, tmp_path):
@@ -158,4 +158,4 @@ def test_a_signal_stops_between_tracks_and_a_rerun_resumes(make_library, signum)
     for path in beets.music.iterdir():
         assert genres_in_file(path) == ((["Low"] if int(path.stem[1:]) % 2 else ["High"]) if path.name in done else [])
     rerun = beets.run("genreclass")
-    assert f"{n - len(done)} classified" in rerun.stdout and f"{len(done)} skipped" in rerun.stdout
+    assert f"{n - len(done)} tracks classified, {len(done)} skipped" in rerun.stdout

@@ -85,7 +85,7 @@ def test_train_writes_installs_and_genreclass_uses_the_new_vocabulary(tagged_lib
     # The installed model is the plugin's model now: untagged tracks get genres of the new vocabulary.
     beets.settings["genreclass"].update(model="", min_confidence=0.3)  # a 4-epoch model: the point is its vocabulary
     tagged = beets.run("genreclass", "new-")
-    assert "2 classified" in tagged.stdout, tagged.stdout
+    assert "genreclass: 2 tracks classified" in tagged.stdout, tagged.stdout
     for path in beets.music.glob("new-*.flac"):
         assert genres_in_file(path)[0] in {"Chime", "Drone", "Hiss"}
     assert set(beets.field("genreclass_model").values()) >= {card["model"]}
@@ -150,7 +150,7 @@ def test_a_model_with_an_embedding_gets_a_new_head_without_torch(tagged_library,
     beets.settings["genreclass"].update(model="", min_confidence=0.3)  # the point is the vocabulary, not the threshold
     beets.run("genreclass-train", "--install-file", str(out))
     tagged = beets.run_process("genreclass", "new-", env=no_torch)
-    assert "2 classified" in tagged.stdout, tagged.stdout
+    assert "genreclass: 2 tracks classified" in tagged.stdout, tagged.stdout
     assert {genres_in_file(p)[0] for p in beets.music.glob("new-*.flac")} <= set(info.labels)
     assert set(beets.field("genreclass_model").values()) >= {info.model_id}
 

@@ -106,7 +106,7 @@ def test_rollup_estimate_install_and_map_across_vocabularies(library):
     # The installed model tags in its vocabulary, through the user's map: Rock is written as Noise.
     beets.settings["genreclass"]["model"] = ""
     tagged = beets.run("genreclass", "new-")
-    assert "1 classified" in tagged.stdout, tagged.stdout
+    assert "genreclass: 1 track classified" in tagged.stdout, tagged.stdout
     assert genres_in_file(beets.music / "new-hiss.flac") == ["Noise"]
 
 
