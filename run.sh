@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Tag a folder of music with the bundled genre model, in a throw-away beets library.
 #
-#   ./run.sh MUSIC_FOLDER              # pretend: every track with its best guess and confidence,
-#                                      # or the reason it is skipped; changes nothing
+#   ./run.sh MUSIC_FOLDER              # pretend: what --write would do, each track with the model's best
+#                                      # guesses (uncertain: none reaches min_confidence 0.6), or the reason
+#                                      # it is skipped; changes nothing
 #   ./run.sh MUSIC_FOLDER --write      # writes the genres that reach min_confidence (0.6) into the files' tags
 #   ./run.sh MUSIC_FOLDER --force      # classify tracks that already have genre tags too
 #   ./run.sh MUSIC_FOLDER --model FILE # another model (.onnx, or the bundled "fast") than the default
@@ -65,7 +66,7 @@ format_item: \$path
 ui: {color: $([ -t 1 ] && echo yes || echo no)}
 plugins: [genreclass]
 import: {copy: no, move: no, write: no, resume: no, incremental: no, duplicate_action: keep, log: null}
-genreclass: {count: 1, model: "$model"$([ "$mode" = --pretend ] && echo ", min_confidence: 0.0")}
+genreclass: {count: 1, model: "$model"}
 YAML
 export BEETSDIR="$beetsdir"
 # -A: take files as they are (no MusicBrainz lookup); -s: as single tracks, so untagged files in one

@@ -15,4 +15,4 @@ leftovers=$({ [ -e build ] || echo build; ls -d ./*.egg-info > /dev/null 2>&1 ||
 # pip builds in the checkout; take away what this install left there (never what was there before).
 case "$leftovers" in *build*) rm -rf build ;; esac
 case "$leftovers" in *egg-info*) rm -rf ./*.egg-info ;; esac
-.venv-test/bin/python -m pytest -q "$@"
+.venv-test/bin/python -m pytest -q -rs "$@"

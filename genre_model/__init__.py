@@ -9,7 +9,7 @@ from genre_model.decoder_pool import DecoderPool, resolve_workers
 from genre_model.errors import AudioDecodeError, GenreModelError, ModelError
 from genre_model.frontend import FrontendConfig, log_mel, mel_filterbank
 from genre_model.model_file import ModelInfo
-from genre_model.pipeline import Outcome, classify_files
+from genre_model.pipeline import Outcome, classify_files, in_input_order
 from genre_model.windows import decode_windows, track_features, window_starts
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "TrackPrediction",
     "bundled_model_path",
     "classify_files",
+    "in_input_order",
     "decode_windows",
     "log_mel",
     "mel_filterbank",

@@ -3,7 +3,8 @@
 Decoding and the log-mel front end run in a `DecoderPool` of `workers` processes; the calling process
 gathers finished tracks and runs the model on their windows together, so the stages overlap.
 At most a few jobs per worker are in flight, so memory stays flat whatever the number of files.
-Results come back in completion order, each tagged with the index of its path.
+Results come back in completion order, each tagged with the index of its path; `in_input_order`
+puts them back in the order of the paths.
 """
 
 from __future__ import annotations
@@ -74,3 +75,23 @@ def _batch_outcomes(
     predictions = classifier.predict([r for _, _, r in decoded])
     for (i, path, _), prediction in zip(decoded, predictions, strict=True):
         yield Outcome(i, path, prediction=prediction)
+
+
+def in_input_order(outcomes: Iterator[Outcome]) -> Iterator[Outcome]:
+    """`outcomes` (as `classify_files` yields them, in completion order) in the order of their
+    indices, 0, 1, 2, ...: each is held until every earlier one has come, so that results print
+    the same way on every run whatever decoder finishes first. What is held is at most the jobs in
+    flight. Closing this generator closes `outcomes` (which waits for the decoders in flight)."""
+    held: dict[int, Outcome] = {}
+    following = 0
+    try:
+        for outcome in outcomes:
+            held[outcome.index] = outcome
+            while following in held:
+                yield held.pop(following)
+                following += 1
+        yield from (held[i] for i in sorted(held))  # indices skipped by the caller's numbering
+    finally:
+        close = getattr(outcomes, "close", None)
+        if close is not None:
+            close()

@@ -15,7 +15,16 @@ from beets import config as beets_config
 from beets import ui
 from beets.library import Album, Item
 
-from genre_model import Classifier, DecoderPool, GenreModelError, Outcome, TrackPrediction, classify_files, pool_tracks
+from genre_model import (
+    Classifier,
+    DecoderPool,
+    GenreModelError,
+    Outcome,
+    TrackPrediction,
+    classify_files,
+    in_input_order,
+    pool_tracks,
+)
 from genre_model.provenance import CONFIDENCE_FIELD, GENRES_FIELD, MODEL_FIELD, Origin, genres_origin, with_verdict
 
 from . import failures, tags
@@ -182,7 +191,10 @@ class Tagger:
         try:
             with stop_requests() as stop:
                 paths = [item.filepath for _, item in tracks]
-                outcomes = classify_files(self.classifier, paths, self.settings.max_windows, pool=self.pool)
+                # In the order of the tracks, so that results print the same on every run.
+                outcomes = in_input_order(
+                    classify_files(self.classifier, paths, self.settings.max_windows, pool=self.pool)
+                )
                 for done, outcome in enumerate(outcomes, 1):
                     unit, item = tracks[outcome.index]
                     if unit.alone:

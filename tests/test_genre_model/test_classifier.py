@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 from helpers.models import TINY_FRONTEND, build_tiny_model, tiny_model_probabilities
 
-from genre_model import Classifier, ModelError, classify_files, pool_tracks, track_features, vote
+from genre_model import (
+    Classifier,
+    ModelError,
+    Outcome,
+    classify_files,
+    in_input_order,
+    pool_tracks,
+    track_features,
+    vote,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,6 +65,25 @@ def test_pipeline_with_workers_reports_bad_files_and_classifies_the_rest(tiny_mo
         assert outcomes[-1].error is not None and outcomes[-1].error.path == str(bad)
         for o in outcomes[:-1]:
             assert o.prediction.top == ("Low" if "low" in o.path else "High")
+
+
+def test_outcomes_in_input_order_whatever_order_they_finish_in():
+    """Results print in the tracks' order on every run: a decoder that finishes early waits for
+    the earlier tracks; closing the ordered stream closes the pipeline's (stopping its decoders)."""
+    finished = [Outcome(i, f"{i}.flac") for i in (2, 0, 3, 1, 5, 4)]
+    assert [o.index for o in in_input_order(iter(finished))] == [0, 1, 2, 3, 4, 5]
+    closed = []
+
+    def pipeline():
+        try:
+            yield from finished
+        finally:
+            closed.append(True)
+
+    ordered = in_input_order(pipeline())
+    assert next(ordered).index == 0 and not closed
+    ordered.close()
+    assert closed == [True]
 
 
 def test_cpu_device_runs_the_graph_on_the_cpu_alone_and_computes_it_right(tiny_model, tones):
