@@ -279,16 +279,10 @@ def artist_pooling(probs: dict[int, np.ndarray], tracks: list[Track], labels: li
 
 
 def zero_shot_head(labels: list[str]) -> torch.nn.Module:
-    """MSD_musicnn's back end and tag layer read as our labels (`init_from_tags`), untrained; labels no
-    tag names can never win."""
-    from training.models.musicnn.heads import build_backend, init_from_tags
-    from training.models.musicnn.network import load_pretrained
+    """MSD_musicnn's back end and tag layer read as our labels, untrained (the prior of ``tag_prior_weight``)."""
+    from training.models.musicnn.heads import tag_prior
 
-    head = build_backend(TrainConfig(arch="musicnn-backend"), labels).eval()
-    with torch.no_grad():
-        for label in init_from_tags(head, labels, load_pretrained("msd_musicnn")):
-            head.classifier.bias[labels.index(label)] = -1e4
-    return head
+    return tag_prior(labels)
 
 
 def print_table(report: dict) -> None:

@@ -175,3 +175,73 @@ def test_init_from_tags_starts_each_label_where_musicnns_tagger_stands():
     fresh = build_backend(TrainConfig(arch="musicnn-backend"), labels).classifier.weight[2]
     assert not torch.allclose(head.classifier.weight[2], head.classifier.weight[0])
     assert fresh.abs().max() < 0.1 and head.classifier.weight[2].abs().max() < 0.1  # a fresh layer's scale
+
+
+def test_tag_prior_mixes_musicnns_own_tagger_into_the_learnt_head_outside_training():
+    # tag_prior_weight w: p = (1 - w) p_head + w p_tags at inference, the learnt head alone while
+    # training; a label no MSD tag names (Reggae) gets nothing from the prior.
+    from training.models.musicnn.heads import build_backend, tag_prior
+
+    labels = ["Jazz", "Metal", "Reggae"]
+    config = TrainConfig(arch="musicnn-backend", init_from_tags=True, tag_prior_weight=0.3)
+    torch.manual_seed(0)
+    mixed = build_backend(config, labels).eval()
+    torch.manual_seed(0)
+    plain = build_backend(TrainConfig(arch="musicnn-backend", init_from_tags=True), labels).eval()
+    # The prior is built on a forked random state: the learnt part starts exactly as without it.
+    own = {k: v for k, v in mixed.state_dict().items() if not k.startswith("tag_prior.")}
+    assert own.keys() == plain.state_dict().keys()
+    for key, value in own.items():
+        torch.testing.assert_close(value, plain.state_dict()[key])
+    pooled = load_pretrained("msd_musicnn").eval().pooled(
+        torch.from_numpy(np.random.default_rng(4).uniform(0, 2, (3, 96, 187)).astype(np.float32))
+    ).detach()
+    with torch.no_grad():
+        p_head = torch.softmax(plain(pooled)[0], dim=1)
+        p_tags = torch.softmax(tag_prior(labels)(pooled)[0], dim=1)
+        p_mixed = torch.softmax(mixed(pooled)[0], dim=1)
+        torch.testing.assert_close(p_mixed, 0.7 * p_head + 0.3 * p_tags)
+        assert float(p_tags[:, 2].max()) == 0.0 and float(p_tags[:, :2].sum(dim=1).min()) > 0.999
+        torch.testing.assert_close(mixed(pooled)[1], plain(pooled)[1])  # the embedding output is the head's
+        mixed.train()
+        assert not mixed.tag_prior.training  # its batch norms keep musicnn's statistics
+        torch.manual_seed(1)
+        train_logits = mixed(pooled)[0]
+        plain.train()
+        torch.manual_seed(1)
+        torch.testing.assert_close(train_logits, plain(pooled)[0])
+    prior_params = {id(p) for p in mixed.tag_prior.parameters()}
+    learnt = [p for params, _ in mixed.parameter_groups(config) for p in params]
+    assert learnt and not prior_params & {id(p) for p in learnt}
+    assert mixed.model_config()["tag_prior_weight"] == 0.3
+    for bad in ({"tag_prior_weight": 1.0}, {"tag_prior_weight": 0.2, "arch": "musicnn-midend"}, {"tag_prior_weight": -0.1}):
+        with pytest.raises(ConfigError):
+            TrainConfig(**{"arch": "musicnn-backend", **bad})
+
+
+def test_export_and_checkpoint_carry_the_tag_prior(tmp_path):
+    # The exported file holds both back ends and gives the mixture; a checkpoint's model_config
+    # rebuilds the same network (the prior's weights travel in the state dict).
+    from training.engine.checkpoint import rebuild_network
+    from training.models.musicnn.heads import build_backend
+
+    labels = ("Jazz", "Metal", "Pop", "Reggae")
+    head = build_backend(TrainConfig(arch="musicnn-backend", init_from_tags=True, tag_prior_weight=0.2), labels)
+    with torch.no_grad():  # a learnt head that differs from the prior
+        head.classifier.weight.add_(0.05 * torch.randn_like(head.classifier.weight))
+        head.dense.weight.mul_(1.1)
+    head.eval()
+    info = ModelInfo(name="prior-test", version="1", labels=labels, frontend=musicnn_frontend())
+    windows = np.random.default_rng(5).uniform(0, 2, (3, 96, 187)).astype(np.float32)
+    export_onnx(head, info, tmp_path / "m.onnx", windows)
+    clf = Classifier(tmp_path / "m.onnx", device="cpu")
+    assert clf.info.training["model_config"]["tag_prior_weight"] == 0.2
+    rebuilt = rebuild_network(head.model_config())
+    rebuilt.load_state_dict(head.state_dict())
+    expected = predict_windows(with_backbone(rebuilt).eval(), windows, torch.device("cpu"))
+    np.testing.assert_allclose(clf.window_probabilities(windows), expected, atol=1e-5)
+    assert np.allclose(clf.window_probabilities(windows).sum(axis=1), 1.0, atol=1e-5)
+    # The mixture, not the learnt head alone: the prior's weight moves the probabilities.
+    rebuilt.prior_weight = 0.0
+    alone = predict_windows(with_backbone(rebuilt).eval(), windows, torch.device("cpu"))
+    assert np.abs(alone - expected).max() > 1e-3

@@ -80,6 +80,9 @@ class TrainConfig:
     init_from_tags: musicnn heads: each label's output row starts from musicnn's own tag layer
         (the mean of the rows of the MSD tags that name it, `training/models/musicnn/genre_tags.yaml`),
         so training starts from what the pretrained tagger knows instead of a random layer.
+    tag_prior_weight: "musicnn-backend": weight w of musicnn's own tag output, untouched, mixed into
+        the learnt head's probabilities at inference, ``(1 - w) p_head + w p_tags`` (0: off; labels
+        no MSD tag names get nothing from it). Training learns the head alone.
     feature_noise: std of Gaussian noise on the normalised backbone features while training (musicnn
         heads), their light augmentation. crop_frames: "musicnn-midend": each batch sees a random run
         of this many of the 187 front-end frames (0: all), a time shift its global pooling allows.
@@ -122,6 +125,7 @@ class TrainConfig:
     frontend: dict[str, Any] = dataclasses.field(default_factory=dict)
     labels: tuple[str, ...] = ()
     init_from_tags: bool = False
+    tag_prior_weight: float = 0.0
     feature_noise: float = 0.0
     midend_lr_scale: float = 0.03
     crop_frames: int = 0
@@ -140,6 +144,8 @@ class TrainConfig:
             (bool(_DEVICE.fullmatch(self.device)), f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
             (self.feature_noise >= 0 and self.crop_frames >= 0, "feature_noise and crop_frames must be >= 0"),
             (not self.init_from_tags or self.arch.startswith("musicnn"), "init_from_tags is for the musicnn heads"),
+            (0 <= self.tag_prior_weight < 1, f"tag_prior_weight must be in [0, 1), got {self.tag_prior_weight}"),
+            (not self.tag_prior_weight or self.arch == "musicnn-backend", "tag_prior_weight is for musicnn-backend"),
             (len(set(self.labels)) == len(self.labels), f"labels repeat a name: {self.labels}"),
         ]  # fmt: skip
         for ok, message in checks:

@@ -11,6 +11,12 @@ loop (`training.engine.loop.fit`) with the settings of a `TrainConfig` recipe:
   still. The front end holds ~95 % of the multiply-adds, so this costs ~3 ms a window per step on
   2 CPU cores where the whole network costs ~300.
 `MusicnnGenre` joins backbone and either head for export.
+
+A `BackendHead` may keep musicnn's own tag output beside what it learns (``tag_prior_weight`` w > 0):
+an untouched copy of the pretrained back end and tag layer read as our labels (`tag_prior`) is
+mixed into its probabilities outside training, ``p = (1 - w) softmax(logits) + w p_tags``. The
+fine-tuning on a few hundred clips trades the tagger's knowledge of 240,000 commercial songs for
+the pool's collections; the prior keeps some of it (docs/BENCHMARKS.md, issue 22, round 3/4).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ class BackendHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(EMBEDDING_UNITS, n_labels)
         self.noise = 0.0
+        self.tag_prior: BackendHead | None = None  # frozen, see `attach_prior`
+        self.prior_weight = 0.0
 
     @classmethod
     def pretrained(cls, n_labels: int, dropout: float = 0.5, backbone: Musicnn | None = None) -> BackendHead:
@@ -59,23 +67,47 @@ class BackendHead(nn.Module):
             getattr(head, name).load_state_dict(getattr(backbone, name).state_dict())
         return head
 
+    def attach_prior(self, prior: BackendHead, weight: float) -> None:
+        """Mix `prior`'s probabilities into this head's with `weight` outside training. `prior` is
+        frozen: no gradients, never in training mode (its batch norms keep the pretrained statistics)."""
+        if not 0 < weight < 1:
+            raise ValueError(f"the prior's weight must be in (0, 1), got {weight}")
+        prior.requires_grad_(False)
+        self.tag_prior, self.prior_weight = prior.eval(), float(weight)
+
+    def train(self, mode: bool = True) -> BackendHead:
+        super().train(mode)
+        if self.tag_prior is not None:
+            self.tag_prior.eval()
+        return self
+
     def model_config(self) -> dict[str, Any]:
-        return {"arch": "musicnn-backend", "n_labels": self.classifier.out_features, "dropout": self.dropout.p}
+        config = {"arch": "musicnn-backend", "n_labels": self.classifier.out_features, "dropout": self.dropout.p}
+        if self.tag_prior is not None:
+            config["tag_prior_weight"] = self.prior_weight
+        return config
 
     def parameter_groups(self, config: TrainConfig) -> list[tuple[list[nn.Parameter], float]]:
-        """The pretrained back end at ``backbone_lr_scale``, the new output layer at 1."""
-        named = list(self.named_parameters())
+        """The pretrained back end at ``backbone_lr_scale``, the new output layer at 1 (the frozen prior: none)."""
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         return [
             ([p for n, p in named if n.startswith(_PRETRAINED_BACKEND)], config.backbone_lr_scale),
             ([p for n, p in named if not n.startswith(_PRETRAINED_BACKEND)], 1.0),
         ]
 
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (B, n_labels), embedding (B, 200)). With a prior and outside training the
+        "logits" are the log of the mixed probabilities, so a softmax of them gives the mixture."""
         x = self.pool_norm(pooled)
         if self.training and self.noise > 0:
             x = x + self.noise * torch.randn_like(x)
         embedding = self.dense_norm(F.relu(self.dense(self.dropout(x))))  # (B, 200)
-        return self.classifier(self.dropout(embedding)), embedding
+        logits = self.classifier(self.dropout(embedding))
+        if self.tag_prior is not None and not self.training:
+            w = self.prior_weight
+            mixed = (1 - w) * torch.softmax(logits, dim=1) + w * torch.softmax(self.tag_prior(pooled)[0], dim=1)
+            logits = torch.log(mixed)  # > -inf: the first term is > 0
+        return logits, embedding
 
 
 class MidendHead(nn.Module):
@@ -134,7 +166,22 @@ def build_backend(config: TrainConfig, labels: Sequence[str]) -> BackendHead:
     head.noise = config.feature_noise
     if config.init_from_tags:
         init_from_tags(head, labels, backbone)
+    if config.tag_prior_weight > 0:
+        # Built on a forked random state: the learnt head starts as it would without a prior.
+        with torch.random.fork_rng(devices=[]):
+            head.attach_prior(tag_prior(labels, backbone), config.tag_prior_weight)
     return head
+
+
+def tag_prior(labels: Sequence[str], backbone: Musicnn | None = None) -> BackendHead:
+    """MSD_musicnn's back end and tag layer read as `labels` (`init_from_tags`), untrained, in eval
+    mode; labels no tag names can never win (bias -1e4: their probability is 0 in float32)."""
+    backbone = backbone or load_pretrained(BACKBONE)
+    head = BackendHead.pretrained(len(labels), 0.0, backbone)
+    with torch.no_grad():
+        for label in init_from_tags(head, labels, backbone):
+            head.classifier.bias[list(labels).index(label)] = -1e4
+    return head.eval()
 
 
 def build_midend(config: TrainConfig, labels: Sequence[str]) -> MidendHead:
@@ -185,6 +232,8 @@ def init_from_tags(head: BackendHead, labels: Sequence[str], backbone: Musicnn) 
 def rebuild(model_config: dict[str, Any]) -> Head:
     """A head of the shape a checkpoint records (weights to be loaded into it)."""
     backend = BackendHead(model_config["n_labels"], model_config["dropout"])
+    if model_config.get("tag_prior_weight"):
+        backend.attach_prior(BackendHead(model_config["n_labels"], 0.0), model_config["tag_prior_weight"])
     if model_config["arch"] == "musicnn-backend":
         return backend
     return MidendHead(copy.deepcopy(Musicnn().midend), backend)
