@@ -86,6 +86,13 @@ def corrected(item: Item) -> bool:
 Save = Callable[[Item, bool], str | None]
 
 
+def pretended(pretend: bool, changed: bool) -> str:
+    """The words before a verdict: 'would be ' under --pretend ('would stay ' when the tags already
+    say it), nothing when it is written."""
+    if not pretend:
+        return ""
+    return "would be " if changed else "would stay "
+
 class Tagger:
     """Classifies items with one classifier and one decoder pool, and sets their genres.
 
@@ -357,7 +364,7 @@ class Tagger:
         self.progress.clear()
         ui.print_(label(item))
         ui.show_model_changes(item, fields=["genres"], print_obj=False)
-        ui.print_(f"  {'would be ' if pretend else ''}{'; '.join(genres)} ({ranked})")
+        ui.print_(f"  {pretended(pretend, changed)}{'; '.join(genres)} ({ranked})")
         if pretend:
             item.load()  # pretend changes nothing, not even this object
             self._count(unit, "classified" if changed else "unchanged")
@@ -409,7 +416,7 @@ class Tagger:
         if len(decoded) < len(items):
             notes.append(f"{len(items) - len(decoded)} failed")
         ui.print_(
-            f"  {'would be ' if pretend else ''}{'; '.join(genres)} on {plural(len(targets), 'track')} ({ranked})"
+            f"  {pretended(pretend, any(changed.values()))}{'; '.join(genres)} on {plural(len(targets), 'track')} ({ranked})"
             + "".join(f"; {note}" for note in notes)
         )
         if unit.kind == "artist" and albums:  # the line above says whether it is done or pretended
