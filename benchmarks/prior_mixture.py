@@ -13,6 +13,15 @@ the grid on all clips, for the shape of the curve.
     python benchmarks/cross_validate.py $D/manifest.csv $D/4q.csv $D/gtzan_fragments.csv \\
         --recipes recipes/default.json --zero-shot --no-baseline --out runs/cv-prior
     python benchmarks/prior_mixture.py runs/cv-prior --model genreclass-default --prior musicnn-tags
+
+A model that already mixes the prior in (a recipe with ``tag_prior_weight`` w0) is unmixed first,
+``p_model = (p - w0 p_prior) / (1 - w0)`` (exact: the mixture is linear), so the grid starts from its
+fine-tuned head alone; the prior's probabilities may come from another run on the same folds:
+
+    python benchmarks/cross_validate.py ... --recipes recipes/default.json --out runs/cv-default
+    python benchmarks/cross_validate.py ... --recipes recipes/default.json --set epochs=1 --zero-shot --out runs/cv-zeroshot
+    python benchmarks/prior_mixture.py runs/cv-default --model genreclass-default --mixed 0.1 \
+        --prior-from runs/cv-zeroshot
 """
 
 from __future__ import annotations
@@ -46,12 +55,21 @@ def main() -> None:
     ap.add_argument("cv_out", type=Path, help="a cross_validate.py --out folder")
     ap.add_argument("--model", required=True, help="the fine-tuned method's name (a recipe's name)")
     ap.add_argument("--prior", default="musicnn-tags", help="the prior method (default: the zero-shot tag layer)")
+    ap.add_argument("--mixed", type=float, default=0.0,
+                    help="the weight of the prior already in the model's probabilities (its tag_prior_weight)")
+    ap.add_argument("--prior-from", type=Path, default=None,
+                    help="the cross_validate.py --out folder holding the prior (default: cv_out)")
     args = ap.parse_args()
 
     rows, labels, model = read_predictions(args.cv_out / args.model / "predictions.csv")
-    prior_rows, prior_labels, prior = read_predictions(args.cv_out / args.prior / "predictions.csv")
+    prior_rows, prior_labels, prior = read_predictions((args.prior_from or args.cv_out) / args.prior / "predictions.csv")
     if prior_labels != labels or [r["path"] for r in prior_rows] != [r["path"] for r in rows]:
         raise SystemExit("the two methods must come from one run: same labels and clips")
+    if not 0 <= args.mixed < 1:
+        raise SystemExit(f"--mixed must be in [0, 1), got {args.mixed}")
+    model = (model - args.mixed * prior) / (1 - args.mixed)  # the fine-tuned head alone
+    if model.min() < -1e-4:
+        raise SystemExit(f"unmixing at {args.mixed} gives negative probabilities: not the weight these were mixed with")
     sets = [set(r["genres"].split("; ")) for r in rows]
     folds = np.array([int(r["fold"]) for r in rows])
     sources = np.array([r["source"] for r in rows])
