@@ -325,12 +325,17 @@ class Tagger:
                 self._mark(item, prediction, list(own_fields(item).get(GENRES_FIELD) or []))
                 self._mark_own(item, own[item.id])
                 tags.store(item)
-        if given:
-            for album in unit.albums:
-                if not album.get("genres") and not user_tagged(album):
-                    album.genres = [fallback]
-                    self._mark(album, prediction, [fallback])
-                    self._saves.put(lambda album=album: tags.store(album, inherit=False), lambda _: None)
+        # The album records the pooled verdict too (so `beet ls -a genreclass_confidence:..0.6` finds
+        # uncertain albums); it gets the fallback where its tracks did, else keeps what it has.
+        for album in unit.albums:
+            if user_tagged(album):
+                continue
+            if given and not album.get("genres"):
+                album.genres = [fallback]
+                self._mark(album, prediction, [fallback])
+            else:
+                self._mark(album, prediction, list(album.get(GENRES_FIELD) or []))
+            self._saves.put(lambda album=album: tags.store(album, inherit=False), lambda _: None)
 
     def _store(
         self, unit: Unit, item: Item, changed: bool, force: bool, save: Save, outcome: str | None = None

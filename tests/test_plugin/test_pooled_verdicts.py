@@ -52,6 +52,25 @@ def test_each_tracks_own_verdict_is_kept_beside_its_albums_and_shown_with_v(make
     assert "    Ann - Deep - odd: on its own High 1.00\n" in verbose.stdout, verbose.stdout
 
 
+
+def test_an_uncertain_album_records_its_pooled_confidence_and_keeps_its_genres(make_library):
+    beets = make_library(source="album", min_confidence=0.6)
+    for i in range(2):
+        _track(beets.music / "split", f"low{i}", LOW, "Cy", "Split")
+        _track(beets.music / "split", f"high{i}", HIGH, "Cy", "Split")
+    beets.run("import", "-A", "-q", str(beets.music))
+    before = {p.name: digest(p) for p in (beets.music / "split").iterdir()}
+    proc = beets.run("genreclass")
+    assert "uncertain: no genre reaches min_confidence 0.6" in proc.stdout, proc.stdout
+    # The album's record says how sure the pooled verdict was, as each track's does; no genre is written.
+    albums = beets.run("ls", "-a", "-f", "$album\t$genreclass_confidence\t$genres").stdout.splitlines()
+    assert albums == ["Split\t0.500\t"], albums
+    assert beets.run("ls", "-a", "-f", "$album", "genreclass_confidence:..0.6").stdout.split() == ["Split"]
+    assert set(_by_title(beets, "genreclass_confidence").values()) == {"0.500"}
+    assert {p.name: digest(p) for p in (beets.music / "split").iterdir()} == before
+    # A rerun skips the album as uncertain last time.
+    assert "uncertain last time" in beets.run("genreclass", "-p").stdout
+
 def test_a_track_judged_alone_records_its_own_verdict_too(make_library):
     beets = make_library(source="track")
     _track(beets.music, "hi", HIGH, "Bob", "")
