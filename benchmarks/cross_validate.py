@@ -53,6 +53,7 @@ from training.evaluation.metrics import metrics_from_probs, write_metrics
 from training.features.cache import Digests
 from training.features.inputs import Inputs, LogMelInputs, inputs_for
 from training.features.windows import InferenceWindows, TrackWindows, inference_windows, prepare
+from training.models.musicnn.heads import tag_prior
 
 
 class Prepared:
@@ -153,7 +154,8 @@ def main() -> None:
     folds = pool_cv_folds(tracks, args.folds, args.seed)
     methods = [*(["baseline"] if baseline else []), *(["musicnn-tags"] if args.zero_shot else []), *names]
     preds: dict[str, dict[int | None, dict[int, np.ndarray]]] = {m: defaultdict(dict) for m in methods}
-    zero_shot = zero_shot_head(labels) if args.zero_shot else None  # untrained: the same for every fold
+    # MSD_musicnn's tag layer read as our labels, untrained (the prior of tag_prior_weight): the same for every fold.
+    zero_shot = tag_prior(labels) if args.zero_shot else None
     timings: dict[str, list[float]] = defaultdict(list)
     curves: dict[str, list] = defaultdict(list)
     for f in range(args.folds):
@@ -276,13 +278,6 @@ def artist_pooling(probs: dict[int, np.ndarray], tracks: list[Track], labels: li
     n = sum(len(m) for m in pooled.values())
     return {"artists": len(pooled), "tracks": n, "alone": alone / n if n else float("nan"),
             "pooled": right / n if n else float("nan")}  # fmt: skip
-
-
-def zero_shot_head(labels: list[str]) -> torch.nn.Module:
-    """MSD_musicnn's back end and tag layer read as our labels, untrained (the prior of ``tag_prior_weight``)."""
-    from training.models.musicnn.heads import tag_prior
-
-    return tag_prior(labels)
 
 
 def print_table(report: dict) -> None:

@@ -55,14 +55,24 @@ def main() -> None:
     ap.add_argument("cv_out", type=Path, help="a cross_validate.py --out folder")
     ap.add_argument("--model", required=True, help="the fine-tuned method's name (a recipe's name)")
     ap.add_argument("--prior", default="musicnn-tags", help="the prior method (default: the zero-shot tag layer)")
-    ap.add_argument("--mixed", type=float, default=0.0,
-                    help="the weight of the prior already in the model's probabilities (its tag_prior_weight)")
-    ap.add_argument("--prior-from", type=Path, default=None,
-                    help="the cross_validate.py --out folder holding the prior (default: cv_out)")
+    ap.add_argument(
+        "--mixed",
+        type=float,
+        default=0.0,
+        help="the weight of the prior already in the model's probabilities (its tag_prior_weight)",
+    )
+    ap.add_argument(
+        "--prior-from",
+        type=Path,
+        default=None,
+        help="the cross_validate.py --out folder holding the prior (default: cv_out)",
+    )
     args = ap.parse_args()
 
     rows, labels, model = read_predictions(args.cv_out / args.model / "predictions.csv")
-    prior_rows, prior_labels, prior = read_predictions((args.prior_from or args.cv_out) / args.prior / "predictions.csv")
+    prior_rows, prior_labels, prior = read_predictions(
+        (args.prior_from or args.cv_out) / args.prior / "predictions.csv"
+    )
     if prior_labels != labels or [r["path"] for r in prior_rows] != [r["path"] for r in rows]:
         raise SystemExit("the two methods must come from one run: same labels and clips")
     if not 0 <= args.mixed < 1:

@@ -93,6 +93,7 @@ def pretended(pretend: bool, changed: bool) -> str:
         return ""
     return "would be " if changed else "would stay "
 
+
 class Tagger:
     """Classifies items with one classifier and one decoder pool, and sets their genres.
 

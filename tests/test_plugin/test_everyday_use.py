@@ -110,7 +110,6 @@ def test_results_go_to_stdout_and_an_empty_query_says_so(music):
     assert proc.stdout.strip() == "genreclass: no tracks match 'title:nothing-has-this-title'"
 
 
-
 def test_forced_pretend_says_which_verdicts_the_tags_already_hold(music):
     # After a real run the tags say the verdict; a forced pretend says they would stay, not "would be".
     music.settings["genreclass"]["auto"] = False
@@ -121,6 +120,7 @@ def test_forced_pretend_says_which_verdicts_the_tags_already_hold(music):
     for genre in ("Low", "High"):  # the FLAC file's tags hold it, the MP3's not yet
         assert proc.stdout.count(f"would stay {genre} (") == 1 and proc.stdout.count(f"would be {genre} (") == 1
     assert "pretend: 2 tracks classified, 2 unchanged" in proc.stdout, proc.stdout
+
 
 def test_an_uncertain_track_is_recorded_and_skipped_until_the_threshold_drops(make_library):
     beets = make_library(min_confidence=0.9)

@@ -52,7 +52,6 @@ def test_each_tracks_own_verdict_is_kept_beside_its_albums_and_shown_with_v(make
     assert "    Ann - Deep - odd: on its own High 1.00\n" in verbose.stdout, verbose.stdout
 
 
-
 def test_an_uncertain_album_records_its_pooled_confidence_and_keeps_its_genres(make_library):
     beets = make_library(source="album", min_confidence=0.6)
     for i in range(2):
@@ -70,6 +69,7 @@ def test_an_uncertain_album_records_its_pooled_confidence_and_keeps_its_genres(m
     assert {p.name: digest(p) for p in (beets.music / "split").iterdir()} == before
     # A rerun skips the album as uncertain last time.
     assert "uncertain last time" in beets.run("genreclass", "-p").stdout
+
 
 def test_a_track_judged_alone_records_its_own_verdict_too(make_library):
     beets = make_library(source="track")

@@ -193,9 +193,12 @@ def test_tag_prior_mixes_musicnns_own_tagger_into_the_learnt_head_outside_traini
     assert own.keys() == plain.state_dict().keys()
     for key, value in own.items():
         torch.testing.assert_close(value, plain.state_dict()[key])
-    pooled = load_pretrained("msd_musicnn").eval().pooled(
-        torch.from_numpy(np.random.default_rng(4).uniform(0, 2, (3, 96, 187)).astype(np.float32))
-    ).detach()
+    pooled = (
+        load_pretrained("msd_musicnn")
+        .eval()
+        .pooled(torch.from_numpy(np.random.default_rng(4).uniform(0, 2, (3, 96, 187)).astype(np.float32)))
+        .detach()
+    )
     with torch.no_grad():
         p_head = torch.softmax(plain(pooled)[0], dim=1)
         p_tags = torch.softmax(tag_prior(labels)(pooled)[0], dim=1)
@@ -214,7 +217,11 @@ def test_tag_prior_mixes_musicnns_own_tagger_into_the_learnt_head_outside_traini
     learnt = [p for params, _ in mixed.parameter_groups(config) for p in params]
     assert learnt and not prior_params & {id(p) for p in learnt}
     assert mixed.model_config()["tag_prior_weight"] == 0.3
-    for bad in ({"tag_prior_weight": 1.0}, {"tag_prior_weight": 0.2, "arch": "musicnn-midend"}, {"tag_prior_weight": -0.1}):
+    for bad in (
+        {"tag_prior_weight": 1.0},
+        {"tag_prior_weight": 0.2, "arch": "musicnn-midend"},
+        {"tag_prior_weight": -0.1},
+    ):
         with pytest.raises(ConfigError):
             TrainConfig(**{"arch": "musicnn-backend", **bad})
 
